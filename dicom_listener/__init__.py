@@ -1,0 +1,3 @@
+"""Receives: the DICOM Storage SCP, the durable spool, study completion and the job store.
+
+Knows nothing of models."""

@@ -1,0 +1,23 @@
+"""Configuration section owned by the models: inference backend and device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ModelSettings(BaseModel):
+    """Which inference backend runs the shipped networks, and where."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backend: Literal["onnxruntime", "torch"] = "onnxruntime"
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto: CUDA when the backend sees a GPU, else CPU."
+    )
+    weights_dir: Path | None = Field(
+        None, description="Folder with model cards and weights; default: those shipped in models/."
+    )
+    threads: int = Field(0, ge=0, description="CPU threads for inference; 0 = all cores.")

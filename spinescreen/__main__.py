@@ -1,0 +1,5 @@
+import sys
+
+from spinescreen.cli import main
+
+sys.exit(main())
