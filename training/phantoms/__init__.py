@@ -1,0 +1,1 @@
+"""Synthetic spine phantoms with exact ground truth (training, tests, demo; never the runtime)."""
