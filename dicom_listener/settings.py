@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+AE_TITLE_PATTERN = r"^[ -~]*[!-~][ -~]*$"
+
+
+class TlsSettings(BaseModel):
+    """TLS for DICOM associations; enabled when cert_file and key_file are both set."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cert_file: Path | None = Field(None, description="Our PEM certificate.")
+    key_file: Path | None = Field(None, description="Our PEM private key.")
+    ca_file: Path | None = Field(None, description="PEM CA bundle that signs client certificates.")
+    require_client_cert: bool = Field(False, description="Refuse TLS peers without a certificate.")
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None and self.key_file is not None
 
 
 class ListenerSettings(BaseModel):
@@ -12,14 +30,60 @@ class ListenerSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    ae_title: str = Field(
-        "SPINESCREEN", min_length=1, max_length=16, pattern=r"^[ -~]*[!-~][ -~]*$"
-    )
+    ae_title: str = Field("SPINESCREEN", min_length=1, max_length=16, pattern=AE_TITLE_PATTERN)
     host: str = Field("0.0.0.0", description="Address to bind; 127.0.0.1 for loopback only.")
-    port: int = Field(11112, ge=1, le=65535)
+    port: int = Field(11112, ge=0, le=65535, description="TCP port; 0 picks a free one.")
     quiet_period_s: float = Field(
         20.0, gt=0, description="A study is complete after this many seconds without instances."
     )
+    quiet_period_by_ae: dict[str, float] = Field(
+        default_factory=dict, description="Quiet period per calling AE title (overrides default)."
+    )
+    allowed_calling_ae_titles: list[str] = Field(
+        default_factory=list, description="Calling AE titles allowed to associate; empty = all."
+    )
+    allowed_networks: list[str] = Field(
+        default_factory=list, description="Client IP networks (CIDR) allowed; empty = all."
+    )
+    require_called_ae_title: bool = Field(
+        True, description="Refuse associations whose called AE title is not ae_title."
+    )
+    max_associations: int = Field(10, ge=1, description="Concurrent associations accepted.")
+    acse_timeout_s: float = Field(30.0, gt=0)
+    dimse_timeout_s: float = Field(60.0, gt=0)
+    network_timeout_s: float = Field(60.0, gt=0)
+    tls: TlsSettings = TlsSettings()
+    min_free_disk_mb: int = Field(
+        1024, ge=0, description="Refuse associations and answer 0xA700 below this free space."
+    )
+    store_non_image: bool = Field(
+        True, description="Keep SRs, dose reports, presentation states; false = ack and drop."
+    )
+    completion_check_s: float = Field(
+        1.0, gt=0, description="How often due studies are checked for completion."
+    )
+
+    @field_validator("quiet_period_by_ae")
+    @classmethod
+    def _positive_periods(cls, value: dict[str, float]) -> dict[str, float]:
+        for ae, period in value.items():
+            if period <= 0:
+                raise ValueError(f"quiet period for AE {ae!r} must be > 0 s, got {period}")
+        return value
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{network!r} is not a CIDR network such as 10.0.0.0/8") from exc
+        return value
+
+    def quiet_period_for(self, calling_ae: str) -> float:
+        """The quiet period that applies to studies sent by ``calling_ae``."""
+        return self.quiet_period_by_ae.get(calling_ae.strip(), self.quiet_period_s)
 
 
 class StoreSettings(BaseModel):
@@ -34,3 +98,7 @@ class StoreSettings(BaseModel):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL that replaces the SQLite file (multi-node PostgreSQL)."
     )
+    job_max_attempts: int = Field(5, ge=1, description="Attempts before a job is dead-lettered.")
+    backoff_base_s: float = Field(30.0, gt=0, description="Retry delay after the first failure.")
+    backoff_max_s: float = Field(3600.0, gt=0, description="Upper bound of the retry delay.")
+    lease_s: float = Field(300.0, gt=0, description="A running job without heartbeat expires.")
