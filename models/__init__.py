@@ -1,4 +1,53 @@
 """Infers: networks, inference backends (onnxruntime, torch) and shipped weights.
 
 Knows nothing of DICOM: it takes arrays with their geometry and returns label maps and
-probabilities."""
+probabilities.
+
+    segmenter = load_segmenter(settings.models)
+    result = segmenter.segment(image_hu_ras, spacing_mm)
+    grader = load_grader(settings.models)
+    grade = grader.grade(image_hu_ras, result.vertebrae, result.subregions, 20, spacing_mm)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from models.backends import open_backend
+from models.card import ModelCard, read_card
+from models.grader import Grader, GradeResult
+from models.segmenter import SegmentationResult, Segmenter
+from models.settings import ModelSettings
+
+SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "weights"
+
+__all__ = [
+    "GradeResult",
+    "Grader",
+    "ModelCard",
+    "SegmentationResult",
+    "Segmenter",
+    "load_grader",
+    "load_segmenter",
+    "model_folder",
+]
+
+
+def model_folder(settings: ModelSettings, kind: str) -> Path:
+    """Folder holding the card and weights of ``kind`` (segmenter or grader)."""
+    root = settings.weights_dir if settings.weights_dir is not None else SHIPPED_WEIGHTS
+    return root / kind
+
+
+def load_segmenter(settings: ModelSettings) -> Segmenter:
+    """The segmenter from the card in ``<weights_dir>/segmenter`` (checksum verified)."""
+    folder = model_folder(settings, "segmenter")
+    card = read_card(folder)
+    return Segmenter(card, open_backend(card, folder, settings))
+
+
+def load_grader(settings: ModelSettings) -> Grader:
+    """The grader from the card in ``<weights_dir>/grader`` (checksum verified)."""
+    folder = model_folder(settings, "grader")
+    card = read_card(folder)
+    return Grader(card, open_backend(card, folder, settings))

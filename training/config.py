@@ -1,0 +1,106 @@
+"""Training configuration (configs/training/*.yaml), validated with pydantic.
+
+Unknown keys are errors that name the key. A checkpoint stores the config that built it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from spinescreen.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceConfig(_Strict):
+    """One dataset: generated phantoms or a folder on disk."""
+
+    kind: Literal["phantoms", "verse", "ctspine1k", "folder", "synthetic"]
+    root: Path | None = Field(None, description="Dataset folder (not for phantoms).")
+    first_seed: int = Field(1_000_000, ge=0, description="Phantoms: first seed.")
+    count: int = Field(16, ge=1, description="Phantoms: how many seeds.")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Phantoms: PhantomParams knobs."
+    )
+
+
+class PreprocessingConfig(_Strict):
+    spacing_mm: tuple[float, float, float]
+    window_hu: tuple[float, float]
+    patch_size: tuple[int, int, int]
+
+
+class ArchitectureConfig(_Strict):
+    network: Literal["unet", "resnet"]
+    channels: list[int] = Field(default_factory=lambda: [16, 32, 64, 128])
+    num_res_units: int = 1
+    block_inplanes: list[int] = Field(default_factory=lambda: [16, 32, 64, 128])
+    layers: list[int] = Field(default_factory=lambda: [1, 1, 1, 1])
+
+    def as_card(self) -> dict[str, Any]:
+        if self.network == "unet":
+            return {
+                "network": "unet",
+                "channels": self.channels,
+                "num_res_units": self.num_res_units,
+            }
+        return {"network": "resnet", "block_inplanes": self.block_inplanes, "layers": self.layers}
+
+
+class OptimConfig(_Strict):
+    steps: int = Field(2000, ge=1)
+    batch_size: int = Field(2, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-5, ge=0)
+    pool_size: int = Field(8, ge=1, description="Cases held in memory at once.")
+    refresh_every: int = Field(50, ge=1, description="Steps between replacing one pooled case.")
+    checkpoint_every: int = Field(100, ge=1)
+    validate_every: int = Field(200, ge=1)
+    amp: bool = Field(True, description="Mixed precision on CUDA (ignored on CPU).")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int = Field(1, ge=0, description="CPU threads for torch; 0 = all cores.")
+    num_workers: int = Field(0, ge=0)
+
+
+class TrainingConfig(_Strict):
+    """A whole training run: model, data, preprocessing, architecture and optimisation."""
+
+    model: Literal["segmenter", "grader"]
+    name: str
+    version: str = "0.1.0"
+    seed: int = 0
+    output_dir: Path
+    train: list[SourceConfig]
+    validation: list[SourceConfig] = Field(default_factory=list)
+    preprocessing: PreprocessingConfig
+    architecture: ArchitectureConfig
+    optim: OptimConfig = OptimConfig()
+
+
+def load_training_config(path: Path) -> TrainingConfig:
+    """Read and validate a training YAML; ConfigError names the bad key."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read training config {path}: {exc}") from exc
+    return parse_training_config(data, str(path))
+
+
+def parse_training_config(data: Any, origin: str = "training config") -> TrainingConfig:
+    try:
+        return TrainingConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            key = ".".join(str(p) for p in error["loc"])
+            if error["type"] == "extra_forbidden":
+                problems.append(f"unknown key '{key}'")
+            else:
+                problems.append(f"key '{key}': {error['msg']}")
+        raise ConfigError(f"invalid {origin}: " + "; ".join(problems)) from exc

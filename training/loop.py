@@ -1,0 +1,236 @@
+"""The training loop shared by both models: seeds, checkpoints, resume, AMP and DDP.
+
+A checkpoint holds the network, optimiser and scheduler state, the step, the loss history and
+the configuration that built it, so ``--resume`` continues exactly and ``export`` rebuilds the
+network without the YAML. On CUDA the same entry point runs under ``torchrun`` (DDP, NCCL);
+on CPU it runs in one process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from models.networks import build_network
+from spinescreen.errors import ConfigError
+from training.config import TrainingConfig, parse_training_config
+from training.losses import grader_loss, segmentation_loss
+from training.samplers import CaseStream, GraderBatches, SegmentationBatches, open_source
+
+log = logging.getLogger(__name__)
+Progress = Callable[[int, int, float], None]
+
+
+@dataclass
+class Runtime:
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+@dataclass
+class History:
+    steps: list[int] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    val_steps: list[int] = field(default_factory=list)
+    val_losses: list[float] = field(default_factory=list)
+
+
+def start_runtime(config: TrainingConfig) -> Runtime:
+    """Device, and the DDP process group when launched by torchrun on CUDA."""
+    want = config.optim.device
+    if want == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("optim.device is 'cuda' but torch sees no CUDA device; use cpu or auto")
+    cuda = want != "cpu" and torch.cuda.is_available()
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if cuda and world > 1:
+        torch.distributed.init_process_group("nccl")
+        rank = torch.distributed.get_rank()
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        return Runtime(torch.device("cuda", torch.cuda.current_device()), rank, world)
+    if not cuda:
+        threads = config.optim.threads or (os.cpu_count() or 1)
+        torch.set_num_threads(threads)
+        return Runtime(torch.device("cpu"))
+    return Runtime(torch.device("cuda"))
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    torch.save(state, partial)
+    partial.replace(path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError) as exc:
+        raise ConfigError(f"cannot read checkpoint {path}: {exc}") from exc
+    return state
+
+
+def config_of_checkpoint(state: dict[str, Any]) -> TrainingConfig:
+    return parse_training_config(state["config"], "configuration stored in the checkpoint")
+
+
+def train(
+    config: TrainingConfig, resume: Path | None = None, progress: Progress | None = None
+) -> Path:
+    """Train to ``config.optim.steps``; returns the final checkpoint path."""
+    runtime = start_runtime(config)
+    seed_everything(config.seed + runtime.rank)
+    network = build_network(config.architecture.as_card()).to(runtime.device)
+    optimizer = torch.optim.AdamW(
+        network.parameters(), lr=config.optim.learning_rate, weight_decay=config.optim.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.optim.learning_rate, total_steps=config.optim.steps, pct_start=0.05
+    )
+    amp = config.optim.amp and runtime.device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    history, start = History(), 0
+    if resume is not None:
+        state = load_checkpoint(resume)
+        network.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        history, start = History(**state["history"]), int(state["step"])
+        log.info("resumed from %s at step %d", resume, start)
+    model: torch.nn.Module = network
+    if runtime.world > 1:
+        model = DistributedDataParallel(network, device_ids=[runtime.device.index])
+    batches = _batches(config, config.train, runtime, config.seed)
+    validation = (
+        _batches(config, config.validation, Runtime(runtime.device), 12345)
+        if (config.validation and runtime.main)
+        else None
+    )
+    out = config.output_dir
+    for step in range(start + 1, config.optim.steps + 1):
+        model.train()
+        loss = _step(
+            config, model, optimizer, scaler, batches.batch(config.optim.batch_size), runtime, amp
+        )
+        scheduler.step()
+        history.steps.append(step)
+        history.losses.append(loss)
+        if step % config.optim.refresh_every == 0:
+            batches.refresh()
+        if validation is not None and step % config.optim.validate_every == 0:
+            history.val_steps.append(step)
+            history.val_losses.append(_validate(config, network, validation, runtime))
+            log.info("step %d: validation loss %.4f", step, history.val_losses[-1])
+        if progress is not None and runtime.main:
+            progress(step, config.optim.steps, loss)
+        if runtime.main and (
+            step % config.optim.checkpoint_every == 0 or step == config.optim.steps
+        ):
+            _save(out / "last.pt", config, network, optimizer, scheduler, scaler, step, history)
+    if runtime.main:
+        from training.plots import plot_training_curves
+
+        plot_training_curves(history, out / "training_curves.png", config.name)
+    return out / "last.pt"
+
+
+def _batches(
+    config: TrainingConfig, sources: Any, runtime: Runtime, seed: int
+) -> SegmentationBatches | GraderBatches:
+    from models.preprocessing import PreprocessingSpec
+
+    spec = PreprocessingSpec(**config.preprocessing.model_dump())
+    stream = CaseStream([open_source(s) for s in sources], seed, runtime.rank, runtime.world)
+    pool = min(config.optim.pool_size, len(stream.items))
+    if config.model == "segmenter":
+        return SegmentationBatches(stream, spec, pool, seed + runtime.rank)
+    return GraderBatches(stream, spec, pool, seed + runtime.rank)
+
+
+def _loss(
+    config: TrainingConfig,
+    model: torch.nn.Module,
+    batch: dict[str, torch.Tensor],
+    device: torch.device,
+) -> torch.Tensor:
+    batch = {k: v.to(device) for k, v in batch.items()}
+    if config.model == "segmenter":
+        return segmentation_loss(model(batch["image"]), batch["vertebra"], batch["subregion"])
+    return grader_loss(model(batch["patch"]), batch["grade"], batch["morphology"])
+
+
+def _step(
+    config: TrainingConfig,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    batch: dict[str, torch.Tensor],
+    runtime: Runtime,
+    amp: bool,
+) -> float:
+    optimizer.zero_grad(set_to_none=True)
+    with torch.autocast(runtime.device.type, enabled=amp):
+        loss = _loss(config, model, batch, runtime.device)
+    scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
+    scaler.step(optimizer)
+    scaler.update()
+    return float(loss.detach())
+
+
+def _validate(
+    config: TrainingConfig,
+    network: torch.nn.Module,
+    batches: SegmentationBatches | GraderBatches,
+    runtime: Runtime,
+) -> float:
+    network.eval()
+    with torch.no_grad():
+        values = [
+            float(_loss(config, network, batches.batch(config.optim.batch_size), runtime.device))
+            for _ in range(4)
+        ]
+    return float(np.mean(values))
+
+
+def _save(
+    path: Path,
+    config: TrainingConfig,
+    network: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: torch.amp.GradScaler,
+    step: int,
+    history: History,
+) -> None:
+    save_checkpoint(
+        path,
+        {
+            "config": config.model_dump(mode="json"),
+            "model": network.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
+            "step": step,
+            "history": history.__dict__,
+        },
+    )

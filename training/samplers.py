@@ -1,0 +1,148 @@
+"""Training batches from a pool of cases that is refreshed as training goes on.
+
+Generated phantoms are costly, so a pool of ``pool_size`` prepared cases is kept and one case
+is replaced every ``refresh_every`` steps. Cases are drawn from the configured sources in a
+seeded order; each distributed rank draws its own disjoint share.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from models.networks import MORPHOLOGIES
+from models.preprocessing import PreprocessingSpec, grader_patch, vertebra_centre_voxel
+from spinescreen.errors import ConfigError
+from training.config import SourceConfig
+from training.datasets import Case, CaseSource, PairFolderSource, PhantomSource, VerSeSource
+from training.datasets.synthetic import SyntheticSource
+from training.transforms import (
+    PrepareSegmentationd,
+    grader_augmentation,
+    segmentation_augmentation,
+)
+
+log = logging.getLogger(__name__)
+CENTRE_JITTER_MM = 3.0
+
+
+def open_source(config: SourceConfig) -> CaseSource:
+    """The dataset a source entry names."""
+    if config.kind == "phantoms":
+        return PhantomSource(config.first_seed, config.count, config.params)
+    if config.kind == "synthetic":
+        return SyntheticSource(config.count, config.first_seed, **config.params)
+    if config.root is None:
+        raise ConfigError(f"dataset kind '{config.kind}' needs 'root' (the dataset folder)")
+    if config.kind == "verse":
+        return VerSeSource(config.root)
+    if config.kind == "ctspine1k":
+        return PairFolderSource(config.root, "ctspine1k", label_suffix="_seg.nii.gz")
+    return PairFolderSource(config.root)
+
+
+class CaseStream:
+    """Endless, seeded, rank-disjoint stream of cases over several sources."""
+
+    def __init__(self, sources: Sequence[CaseSource], seed: int, rank: int, world: int) -> None:
+        self.items = [(s, i) for s in sources for i in range(len(s))]
+        if not self.items:
+            raise ConfigError("the training data is empty: add a source with cases")
+        self.rng = np.random.default_rng(seed + 7919 * rank)
+        self.rank, self.world = rank, world
+        self.order: list[int] = []
+
+    def next(self) -> Case:
+        if not self.order:
+            perm = self.rng.permutation(len(self.items))
+            self.order = [int(i) for i in perm if i % self.world == self.rank] or [int(perm[0])]
+        source, index = self.items[self.order.pop()]
+        return source.load(index)
+
+
+@dataclass
+class GradeSample:
+    patch: NDArray[np.float32]  # (2, *patch_size)
+    grade: int
+    morphology: int
+
+
+def grade_samples(
+    case: Case, spec: PreprocessingSpec, rng: np.random.Generator
+) -> list[GradeSample]:
+    """Patches of every complete vertebra with a known grade, centres jittered a little."""
+    subregions = case.subregions if case.subregions is not None else case.vertebrae * 0 + 1
+    samples = []
+    present = set(np.unique(case.vertebrae).tolist())
+    for label, grade in case.grades.items():
+        if label not in present or not case.complete.get(label, True):
+            continue
+        centre = vertebra_centre_voxel(case.vertebrae, subregions, label)
+        centre = centre + rng.normal(0, CENTRE_JITTER_MM, 3) / np.array(case.spacing_mm)
+        patch = grader_patch(case.image_hu, case.vertebrae, label, centre, case.spacing_mm, spec)
+        morphology = case.morphologies.get(label, "normal")
+        samples.append(GradeSample(patch, grade, MORPHOLOGIES.index(morphology)))
+    return samples
+
+
+class SegmentationBatches:
+    """Batches {"image", "vertebra", "subregion"} of random crops from the pool."""
+
+    def __init__(self, stream: CaseStream, spec: PreprocessingSpec, pool_size: int, seed: int):
+        self.stream, self.prepare = stream, PrepareSegmentationd(spec)
+        self.augment = segmentation_augmentation(spec, samples=1)
+        self.augment.set_random_state(seed)
+        self.pool = [self._prepared() for _ in range(pool_size)]
+        self.rng = np.random.default_rng(seed)
+
+    def _prepared(self) -> dict[Any, Any]:
+        return self.prepare({"case": self.stream.next()})
+
+    def refresh(self) -> None:
+        self.pool[int(self.rng.integers(len(self.pool)))] = self._prepared()
+
+    def batch(self, size: int) -> dict[str, torch.Tensor]:
+        items = []
+        for _ in range(size):
+            prepared = self.pool[int(self.rng.integers(len(self.pool)))]
+            items.append(self.augment(dict(prepared))[0])
+        return {k: torch.stack([torch.as_tensor(i[k]) for i in items]) for k in items[0]}
+
+
+class GraderBatches:
+    """Batches {"patch", "grade", "morphology"}, half of each batch fractured when possible."""
+
+    def __init__(self, stream: CaseStream, spec: PreprocessingSpec, pool_size: int, seed: int):
+        self.stream, self.spec = stream, spec
+        self.rng = np.random.default_rng(seed)
+        self.augment = grader_augmentation()
+        self.augment.set_random_state(seed)
+        self.pool = [self._samples() for _ in range(pool_size)]
+
+    def _samples(self) -> list[GradeSample]:
+        return grade_samples(self.stream.next(), self.spec, self.rng)
+
+    def refresh(self) -> None:
+        self.pool[int(self.rng.integers(len(self.pool)))] = self._samples()
+
+    def batch(self, size: int) -> dict[str, torch.Tensor]:
+        flat = [s for samples in self.pool for s in samples]
+        if not flat:
+            raise ConfigError("no graded vertebrae in the training pool: the data has no grades")
+        fractured = [s for s in flat if s.grade > 0]
+        picks = []
+        for n in range(size):
+            group = fractured if fractured and n % 2 == 1 else flat
+            picks.append(group[int(self.rng.integers(len(group)))])
+        patches = [self.augment({"patch": torch.from_numpy(s.patch)})["patch"] for s in picks]
+        return {
+            "patch": torch.stack([torch.as_tensor(p) for p in patches]).float(),
+            "grade": torch.tensor([s.grade for s in picks]),
+            "morphology": torch.tensor([s.morphology for s in picks]),
+        }
