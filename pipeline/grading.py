@@ -1,0 +1,150 @@
+"""Genant grading and morphology from morphometry, and fusion with the grader model.
+
+Morphometric rules (thresholds from DOMAIN.md: grade 1 from 20 %, 2 from 25 %, 3 from 40 %
+height loss). Three relative losses are computed per complete vertebra, each against what
+that height should be for this level:
+
+* wedge (anterior):   1 - (Ha / Hp_ref) / NORMAL_HA_HP[level]
+* biconcave (middle): 1 - (Hm / Hp_ref) / NORMAL_HM_HP
+* crush (posterior):  1 - Hp / Hp_expected, with Hp_expected the mean posterior height of the
+  complete adjacent neighbours (the interpolated expected height); without neighbours,
+  1 - Hp / (Ha / NORMAL_HA_HP[level]) (posterior loss against the anterior height).
+
+``Hp_ref`` is the larger of the vertebra's own Hp and Hp_expected, so a whole-body crush
+does not hide behind normal ratios. ``NORMAL_HA_HP`` is the level's normal wedging
+(Masharawi 2010 via DOMAIN.md: about 0.89-0.93 at T11-L1, above 1 at L4-L5), so a
+physiologically wedged T12 or a lordotic L5 is not called a fracture.
+``height_loss`` is the largest of the three (clipped to 0-1); the grade follows from it and
+the morphology is the kind of the largest loss (``normal`` below grade 1).
+
+Fusion with the grader model (``models.load_grader``): both are reported. The final grade is
+the morphometric grade, except when the model disagrees strongly:
+
+* model P(fracture) >= MODEL_UPGRADE_P while morphometry says grade 0 with a loss of at
+  least MODEL_UPGRADE_MIN_LOSS: grade 1 (borderline measurement, confident model);
+* model P(fracture) <= MODEL_DOWNGRADE_P while morphometry says grade 1: grade 0 (grade 1
+  is the hard, noisy class). Grades 2 and 3 are never lowered by the model.
+
+``fracture_probability`` is the model's when a grader ran (source "model"). Without one it
+is a morphometric score, a logistic function of the height loss centred on the grade 1
+boundary (source "morphometry"): not a model output, and labelled as such.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from pipeline.types import GenantGrade, Heights, Morphology
+
+GRADE_THRESHOLDS = (
+    (0.40, GenantGrade.SEVERE),
+    (0.25, GenantGrade.MODERATE),
+    (0.20, GenantGrade.MILD),
+)
+
+# Normal anterior / posterior height ratio per level (Masharawi 2010 wedge angles, DOMAIN.md).
+_THORACIC_HA_HP = 0.93
+NORMAL_HA_HP: dict[str, float] = {
+    **{f"C{n}": 1.0 for n in range(1, 8)},
+    **{f"T{n}": _THORACIC_HA_HP for n in range(1, 11)},
+    "T11": 0.90,
+    "T12": 0.91,
+    "T13": 0.91,
+    "L1": 0.92,
+    "L2": 0.97,
+    "L3": 1.00,
+    "L4": 1.04,
+    "L5": 1.12,
+    "L6": 1.12,
+}
+NORMAL_HM_HP = 0.95  # endplates are slightly concave: the middle is a little lower
+
+MODEL_UPGRADE_P = 0.90
+MODEL_UPGRADE_MIN_LOSS = 0.15
+MODEL_DOWNGRADE_P = 0.05
+SCORE_CENTRE = 0.20  # morphometric score: 0.5 at the grade 1 boundary
+SCORE_WIDTH = 0.04
+
+
+@dataclass(frozen=True)
+class MorphometricGrade:
+    """The morphometric verdict for one vertebra, with the losses that made it."""
+
+    height_loss: float
+    genant_grade: GenantGrade
+    morphology: Morphology
+    losses: dict[str, float]  # wedge, biconcave, crush
+    expected_posterior_mm: float | None
+
+
+@dataclass(frozen=True)
+class ModelOpinion:
+    """What the grader model said about one vertebra (``models`` GradeResult, copied)."""
+
+    fracture_probability: float
+    grade_probabilities: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class FusedGrade:
+    genant_grade: GenantGrade
+    fracture_probability: float
+    probability_source: str  # "model" | "morphometry"
+    note: str = ""
+
+
+def grade_from_loss(height_loss: float) -> GenantGrade:
+    for threshold, grade in GRADE_THRESHOLDS:
+        if height_loss >= threshold:
+            return grade
+    return GenantGrade.NORMAL
+
+
+def grade_vertebra(
+    level: str, heights: Heights, neighbour_posteriors: list[float]
+) -> MorphometricGrade:
+    """Grade one vertebra from its heights and its complete neighbours' posterior heights."""
+    ha, hm, hp = heights.anterior, heights.middle, heights.posterior
+    normal_ratio = NORMAL_HA_HP.get(level, 1.0)
+    expected = (
+        sum(neighbour_posteriors) / len(neighbour_posteriors) if neighbour_posteriors else None
+    )
+    reference = max(hp, expected) if expected is not None else hp
+    if reference <= 0:
+        losses = {"wedge": 1.0, "biconcave": 1.0, "crush": 1.0}
+    else:
+        crush_reference = expected if expected is not None else ha / normal_ratio
+        losses = {
+            "wedge": 1.0 - (ha / reference) / normal_ratio,
+            "biconcave": 1.0 - (hm / reference) / NORMAL_HM_HP,
+            "crush": 1.0 - hp / crush_reference if crush_reference > 0 else 0.0,
+        }
+    kind = max(losses, key=lambda k: losses[k])
+    loss = min(max(losses[kind], 0.0), 1.0)
+    grade = grade_from_loss(loss)
+    morphology = Morphology(kind) if grade >= GenantGrade.MILD else Morphology.NORMAL
+    return MorphometricGrade(loss, grade, morphology, losses, expected)
+
+
+def morphometric_score(height_loss: float) -> float:
+    """A 0-1 score from the height loss (0.5 at 20 %); NOT a calibrated probability."""
+    return 1.0 / (1.0 + math.exp(-(height_loss - SCORE_CENTRE) / SCORE_WIDTH))
+
+
+def fuse(morphometric: MorphometricGrade, model: ModelOpinion | None) -> FusedGrade:
+    """The final grade by the rule in the module docstring."""
+    grade = morphometric.genant_grade
+    if model is None:
+        score = morphometric_score(morphometric.height_loss)
+        return FusedGrade(grade, score, "morphometry")
+    p = model.fracture_probability
+    if (
+        grade == GenantGrade.NORMAL
+        and p >= MODEL_UPGRADE_P
+        and morphometric.height_loss >= MODEL_UPGRADE_MIN_LOSS
+    ):
+        return FusedGrade(GenantGrade.MILD, p, "model", "raised to grade 1 by the model")
+    if grade == GenantGrade.MILD and p <= MODEL_DOWNGRADE_P:
+        return FusedGrade(GenantGrade.NORMAL, p, "model", "lowered to grade 0 by the model")
+    return FusedGrade(grade, p, "model")

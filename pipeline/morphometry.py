@@ -1,0 +1,415 @@
+"""Vertebral body morphometry from a vertebra label map, in each vertebra's own frame.
+
+Definition (shared with the phantom generator, ``training.phantoms``): heights are measured
+on the mid-sagittal section of the vertebral body, along the vertebra's own
+superior-inferior axis, at 10 % (anterior, Ha), 50 % (middle, Hm) and 90 % (posterior, Hp)
+of the body's antero-posterior depth measured from its anterior surface.
+
+How it is measured (all in LPS millimetres through ``Volume.affine``, so anisotropic voxels
+and any orientation work alike):
+
+1. **Body**: voxels of the sub-region map equal to 1 (vertebral body) when one is given;
+   otherwise the part of the vertebra that survives a morphological opening with a 4 mm
+   ball (thin posterior elements vanish), largest connected component.
+2. **Frame**: superior axis along the spine centreline, from the body centroid of the
+   vertebra below to that of the vertebra above (complete, adjacent neighbours); without
+   neighbours, the smallest principal axis of the body. Posterior axis from the body
+   centroid towards the whole-vertebra centroid (the posterior elements), made orthogonal to
+   the superior axis; when they coincide (a body without posterior elements), the patient's
+   posterior direction. Left axis = superior x posterior.
+3. **Mid-sagittal section**: the plane through the body centroid spanned by the superior and
+   posterior axes. The mask is sampled there by trilinear interpolation
+   (``scipy.ndimage.map_coordinates``, threshold 0.5) and averaged over +-2 mm either side.
+4. **Depth**: the first run of occupied columns from the anterior side (the canal separates
+   the body from the arch on the midline). **Heights**: the extent along the superior axis
+   between the first and last threshold crossings at 10 / 50 / 90 % of the depth, sub-voxel
+   by linear interpolation of the crossings, averaged over the planes around the midline.
+
+A vertebra whose mask touches the image border is cut by the field of view: it is marked
+incomplete and gets no heights (and so no grade).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+
+from pipeline.levels import anatomical_position, are_adjacent, is_vertebra_label, level_name
+from pipeline.types import Heights, Volume
+
+log = logging.getLogger(__name__)
+
+HEIGHT_FRACTIONS = {"anterior": 0.10, "middle": 0.50, "posterior": 0.90}
+SLAB_OFFSETS_MM = (-2.0, -1.0, 0.0, 1.0, 2.0)  # planes averaged around the midline
+OPENING_RADIUS_MM = 4.0
+MIN_VERTEBRA_VOLUME_MM3 = 1000.0  # smaller labels are fragments: incomplete
+SECTION_HALF_WIDTH_MM = 60.0
+COLUMN_HALF_HEIGHT_MM = 45.0
+RUN_GAP_MM = 2.0  # a gap this wide ends the body's run of columns (the spinal canal)
+NOT_MEASURED_LABELS = frozenset({26})  # sacrum
+REFINE_ITERATIONS = 2
+MAX_SECTION_TURN_DEG = 20.0
+
+
+@dataclass(frozen=True)
+class VertebraFrame:
+    """A vertebra-local frame: origin at the body centroid, unit axes in LPS."""
+
+    origin_mm: NDArray[np.float64]
+    superior: NDArray[np.float64]
+    posterior: NDArray[np.float64]
+
+    @property
+    def left(self) -> NDArray[np.float64]:
+        return np.cross(self.superior, self.posterior)
+
+    def to_world(
+        self, u: NDArray[np.float64], v: NDArray[np.float64], w: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        """Points (..., 3) for local coordinates u posterior, v superior, w left (mm)."""
+        return (
+            self.origin_mm
+            + u[..., None] * self.posterior
+            + v[..., None] * self.superior
+            + w[..., None] * self.left
+        )
+
+
+@dataclass(frozen=True)
+class VertebraMeasurement:
+    """What morphometry found for one label."""
+
+    label: int
+    level: str
+    complete: bool
+    centroid_mm: tuple[float, float, float]  # LPS, whole vertebra
+    centroid_voxel: tuple[float, float, float]  # index on the label map's grid
+    volume_mm3: float
+    body_centroid_mm: tuple[float, float, float] | None = None
+    frame: VertebraFrame | None = None
+    heights: Heights | None = None
+    depth_mm: float | None = None
+    # endplate points (LPS mm) on the midline: "<anterior|middle|posterior>_<superior|inferior>"
+    endplate_points_mm: dict[str, tuple[float, float, float]] | None = None
+    note: str = ""
+
+
+@dataclass
+class _Region:
+    label: int
+    offset: NDArray[np.int64]  # crop start (i, j, k)
+    mask: NDArray[np.bool_]  # the whole vertebra, on the crop
+    body: NDArray[np.bool_]  # the vertebral body, on the crop
+    has_subregions: bool
+    touches_border: bool
+
+
+def measure_vertebrae(
+    labels: Volume, subregions: NDArray[np.integer] | None = None
+) -> tuple[VertebraMeasurement, ...]:
+    """Measure every VerSe-labelled vertebra of ``labels`` (subregions: 1 body, 2 posterior)."""
+    array = np.asarray(labels.array)
+    if subregions is not None and subregions.shape != array.shape:
+        raise ValueError(
+            f"sub-region map shape {subregions.shape} differs from the label map {array.shape}"
+        )
+    spacing = np.asarray(labels.spacing_mm)
+    regions = _regions(array, subregions, spacing)
+    voxel_volume = float(abs(np.linalg.det(labels.affine[:3, :3])))
+    complete = {
+        r.label: not r.touches_border and r.mask.sum() * voxel_volume >= MIN_VERTEBRA_VOLUME_MM3
+        for r in regions
+    }
+    centreline = {
+        r.label: _centroid_mm(r.body, r.offset, labels.affine)
+        for r in regions
+        if complete[r.label] and r.label not in NOT_MEASURED_LABELS
+    }
+    results = []
+    for region in regions:
+        tangent = _centreline_tangent(region.label, centreline)
+        results.append(_measure(region, labels, voxel_volume, tangent, complete))
+    return tuple(results)
+
+
+def _regions(
+    array: NDArray[np.integer],
+    subregions: NDArray[np.integer] | None,
+    spacing: NDArray[np.float64],
+) -> list[_Region]:
+    max_label = int(array.max(initial=0))
+    boxes = ndimage.find_objects(array.astype(np.int32, copy=False), max_label=max_label)
+    regions = []
+    for index, box in enumerate(boxes):
+        label = index + 1
+        if box is None or not is_vertebra_label(label):
+            continue
+        grown = tuple(
+            slice(max(s.start - 2, 0), min(s.stop + 2, n))
+            for s, n in zip(box, array.shape, strict=True)
+        )
+        mask = array[grown] == label
+        touches = any(s.start == 0 or s.stop == n for s, n in zip(box, array.shape, strict=True))
+        if subregions is not None:
+            body = mask & (subregions[grown] == 1)
+            has_sub = bool(body.any())
+        else:
+            body, has_sub = _opened_body(mask, spacing), False
+        offset = np.array([s.start for s in grown], dtype=np.int64)
+        regions.append(_Region(label, offset, mask, body, has_sub, touches))
+    return sorted(regions, key=lambda r: anatomical_position(r.label))
+
+
+def _centroid_mm(
+    mask: NDArray[np.bool_], offset: NDArray[np.int64], affine: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    index = np.argwhere(mask).mean(axis=0) + offset
+    return np.asarray((affine @ np.append(index, 1.0))[:3], dtype=np.float64)
+
+
+def _centreline_tangent(
+    label: int, centreline: dict[int, NDArray[np.float64]]
+) -> NDArray[np.float64] | None:
+    """Unit tangent (towards the head) of the spine centreline at ``label``.
+
+    A quadratic through the body centroids of up to two complete, contiguous neighbours
+    on each side (a chord with one neighbour); None without neighbours.
+    """
+    if label not in centreline:
+        return None
+    order = sorted(centreline, key=anatomical_position)
+    at = order.index(label)
+    lo = at
+    while lo > max(at - 2, 0) and are_adjacent(order[lo - 1], order[lo]):
+        lo -= 1
+    hi = at
+    while hi < min(at + 2, len(order) - 1) and are_adjacent(order[hi], order[hi + 1]):
+        hi += 1
+    if hi == lo:
+        return None
+    points = np.array([centreline[n] for n in order[lo : hi + 1]])
+    steps = np.linalg.norm(np.diff(points, axis=0), axis=1)
+    t = np.concatenate([[0.0], np.cumsum(steps)])
+    degree = 2 if len(points) >= 3 else 1
+    coefficients = np.polyfit(t, points, degree)  # (degree + 1, 3)
+    powers = np.arange(degree, 0, -1)
+    derivative = (coefficients[:-1] * (powers * t[at - lo] ** (powers - 1))[:, None]).sum(axis=0)
+    towards_head = -derivative  # t grows towards the feet
+    return np.asarray(towards_head / np.linalg.norm(towards_head), dtype=np.float64)
+
+
+def _measure(
+    region: _Region,
+    labels: Volume,
+    voxel_volume: float,
+    tangent: NDArray[np.float64] | None,
+    complete: dict[int, bool],
+) -> VertebraMeasurement:
+    index = np.argwhere(region.mask).mean(axis=0) + region.offset
+    centroid = labels.affine @ np.append(index, 1.0)
+    base = VertebraMeasurement(
+        label=region.label,
+        level=level_name(region.label),
+        complete=complete[region.label],
+        centroid_mm=_triple(centroid[:3]),
+        centroid_voxel=_triple(index),
+        volume_mm3=float(region.mask.sum() * voxel_volume),
+    )
+    if region.label in NOT_MEASURED_LABELS:
+        return _replace(base, note="sacrum: not measured")
+    if not base.complete:
+        reason = "touches the image border" if region.touches_border else "too small"
+        return _replace(base, note=f"incomplete: {reason}; not measured")
+    frame = _frame(region, labels.affine, centroid[:3], tangent)
+    sampler = _MaskSampler(region.body if region.has_subregions else region.mask, region, labels)
+    return _measure_heights(base, frame, sampler)
+
+
+def _opened_body(mask: NDArray[np.bool_], spacing: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """The thick part of the vertebra: opening by a ball of OPENING_RADIUS_MM (via EDT)."""
+    padded = np.pad(mask, 1)
+    inside = ndimage.distance_transform_edt(padded, sampling=spacing) > OPENING_RADIUS_MM
+    if not inside.any():
+        return mask
+    opened = ndimage.distance_transform_edt(~inside, sampling=spacing) <= OPENING_RADIUS_MM
+    opened = (opened & padded)[1:-1, 1:-1, 1:-1]
+    components, count = ndimage.label(opened)
+    if count == 0:
+        return mask
+    sizes = np.bincount(components.ravel())[1:]
+    return np.asarray(components == int(np.argmax(sizes)) + 1)
+
+
+def _frame(
+    region: _Region,
+    affine: NDArray[np.float64],
+    whole_centroid: NDArray[np.float64],
+    tangent: NDArray[np.float64] | None,
+) -> VertebraFrame:
+    body_centroid = _centroid_mm(region.body, region.offset, affine)
+    superior = tangent if tangent is not None else _body_axis(region.body, region.offset, affine)
+    towards_arch = whole_centroid - body_centroid
+    towards_arch -= towards_arch.dot(superior) * superior
+    if np.linalg.norm(towards_arch) < 3.0:
+        towards_arch = np.array([0.0, 1.0, 0.0])  # LPS +y: the patient's posterior
+        towards_arch -= towards_arch.dot(superior) * superior
+    posterior = towards_arch / np.linalg.norm(towards_arch)
+    return VertebraFrame(body_centroid, superior, posterior)
+
+
+def _body_axis(
+    body: NDArray[np.bool_], offset: NDArray[np.int64], affine: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """The body's smallest principal axis (its height), pointing to the head (LPS +z)."""
+    points = (affine[:3, :3] @ (np.argwhere(body) + offset).T).T
+    _, vectors = np.linalg.eigh(np.cov(points.T))
+    axis = vectors[:, 0]
+    if axis[2] < 0:
+        axis = -axis
+    return np.asarray(axis / np.linalg.norm(axis), dtype=np.float64)
+
+
+class _MaskSampler:
+    """Trilinear samples of one mask (crop) at LPS points."""
+
+    def __init__(self, mask: NDArray[np.bool_], region: _Region, labels: Volume) -> None:
+        self._values = mask.astype(np.float32)
+        self._offset = region.offset
+        self._inverse = np.linalg.inv(labels.affine)
+
+    def __call__(self, points_mm: NDArray[np.float64]) -> NDArray[np.float64]:
+        flat = points_mm.reshape(-1, 3)
+        index = (self._inverse[:3, :3] @ flat.T) + self._inverse[:3, 3:4]
+        index -= self._offset[:, None]
+        values = ndimage.map_coordinates(self._values, index, order=1, mode="constant", cval=0.0)
+        return np.asarray(values, dtype=np.float64).reshape(points_mm.shape[:-1])
+
+
+def _measure_heights(
+    base: VertebraMeasurement, frame: VertebraFrame, sampler: _MaskSampler
+) -> VertebraMeasurement:
+    for _ in range(REFINE_ITERATIONS):
+        frame = _aligned_to_section(frame, sampler)
+    extent = _body_depth(frame, sampler)
+    if extent is None:
+        return _replace(base, frame=frame, note="no body found on the mid-sagittal section")
+    anterior_u, posterior_u = extent
+    depth = posterior_u - anterior_u
+    heights: dict[str, float] = {}
+    points: dict[str, tuple[float, float, float]] = {}
+    for name, fraction in HEIGHT_FRACTIONS.items():
+        u = anterior_u + fraction * depth
+        height, span = _column_height(frame, sampler, u)
+        heights[name] = height
+        if span is not None:
+            for end, v in zip(("inferior", "superior"), span, strict=True):
+                world = frame.to_world(np.array(u), np.array(v), np.array(0.0))
+                points[f"{name}_{end}"] = _triple(world)
+    return _replace(
+        base,
+        body_centroid_mm=_triple(frame.origin_mm),
+        frame=frame,
+        heights=Heights(**heights),
+        depth_mm=float(depth),
+        endplate_points_mm=points,
+    )
+
+
+def _aligned_to_section(frame: VertebraFrame, sampler: _MaskSampler) -> VertebraFrame:
+    """Turn the frame (about its left axis) so the body's endplates lie level on average.
+
+    The centreline gives the spine's direction; the body itself may sit tilted on it
+    (lordosis at L5, kyphosis at the thoracic ends). Lines fitted to the superior and
+    inferior endplates over the central 20-80 % of the depth give the body's own tilt (their
+    mean slope: the bisector of the endplates). Turns above MAX_SECTION_TURN_DEG are ignored.
+    """
+    extent = _body_depth(frame, sampler)
+    if extent is None:
+        return frame
+    depth = extent[1] - extent[0]
+    columns = np.linspace(extent[0] + 0.2 * depth, extent[0] + 0.8 * depth, 13)
+    tops, bottoms, used = [], [], []
+    for u in columns:
+        _, span = _column_height(frame, sampler, float(u), offsets=(0.0,))
+        if span is not None:
+            bottoms.append(span[0])
+            tops.append(span[1])
+            used.append(u)
+    if len(used) < 5:
+        return frame
+    slope = (np.polyfit(used, tops, 1)[0] + np.polyfit(used, bottoms, 1)[0]) / 2
+    angle = float(np.arctan(slope))
+    if abs(np.degrees(angle)) > MAX_SECTION_TURN_DEG:
+        return frame
+    posterior = np.cos(angle) * frame.posterior + np.sin(angle) * frame.superior
+    superior = -np.sin(angle) * frame.posterior + np.cos(angle) * frame.superior
+    centre_u = (extent[0] + extent[1]) / 2
+    centre_v = float(np.mean(tops) + np.mean(bottoms)) / 2
+    origin = frame.to_world(np.array(centre_u), np.array(centre_v), np.array(0.0))
+    return VertebraFrame(origin, superior, posterior)
+
+
+def _body_depth(frame: VertebraFrame, sampler: _MaskSampler) -> tuple[float, float] | None:
+    """Anterior and posterior surface (u, mm) of the body on the mid-sagittal slab."""
+    step = 0.25
+    u = np.arange(-SECTION_HALF_WIDTH_MM, SECTION_HALF_WIDTH_MM + step, step)
+    v = np.arange(-COLUMN_HALF_HEIGHT_MM, COLUMN_HALF_HEIGHT_MM + 0.5, 0.5)
+    w = np.asarray(SLAB_OFFSETS_MM)
+    uu, vv, ww = np.meshgrid(u, v, w, indexing="ij")
+    slab = sampler(frame.to_world(uu, vv, ww)).mean(axis=2)
+    occupied = np.flatnonzero((slab >= 0.5).any(axis=1))
+    if occupied.size == 0:
+        return None
+    gaps = np.flatnonzero(np.diff(occupied) * step > RUN_GAP_MM)
+    last = occupied[gaps[0]] if gaps.size else occupied[-1]
+    return (float(u[occupied[0]] - step / 2), float(u[last] + step / 2))
+
+
+def _column_height(
+    frame: VertebraFrame,
+    sampler: _MaskSampler,
+    u: float,
+    offsets: tuple[float, ...] = SLAB_OFFSETS_MM,
+) -> tuple[float, tuple[float, float] | None]:
+    """Mean extent along the superior axis at depth u over the slab; span on the midline."""
+    step = 0.1
+    v = np.arange(-COLUMN_HALF_HEIGHT_MM, COLUMN_HALF_HEIGHT_MM + step, step)
+    spans = []
+    midline: tuple[float, float] | None = None
+    for w in offsets:
+        values = sampler(frame.to_world(np.full_like(v, u), v, np.full_like(v, w)))
+        span = _crossings(v, values)
+        if span is not None:
+            spans.append(span[1] - span[0])
+            if w == 0.0:
+                midline = span
+    return (float(np.median(spans)) if spans else 0.0, midline)
+
+
+def _crossings(v: NDArray[np.float64], values: NDArray[np.float64]) -> tuple[float, float] | None:
+    inside = np.flatnonzero(values >= 0.5)
+    if inside.size == 0:
+        return None
+    first, last = int(inside[0]), int(inside[-1])
+    return (_interpolate(v, values, first - 1, first), _interpolate(v, values, last + 1, last))
+
+
+def _interpolate(v: NDArray[np.float64], values: NDArray[np.float64], out: int, inn: int) -> float:
+    if out < 0 or out >= v.size:
+        return float(v[inn])
+    a, b = values[out], values[inn]
+    t = (0.5 - a) / (b - a) if b != a else 0.0
+    return float(v[out] + t * (v[inn] - v[out]))
+
+
+def _triple(values: NDArray[np.float64]) -> tuple[float, float, float]:
+    x, y, z = (float(c) for c in np.asarray(values).ravel()[:3])
+    return (x, y, z)
+
+
+def _replace(base: VertebraMeasurement, **changes: object) -> VertebraMeasurement:
+    return replace(base, **changes)  # type: ignore[arg-type]
