@@ -121,7 +121,9 @@ def measure_vertebrae(
     regions = _regions(array, subregions, spacing)
     voxel_volume = float(abs(np.linalg.det(labels.affine[:3, :3])))
     complete = {
-        r.label: not r.touches_border and r.mask.sum() * voxel_volume >= MIN_VERTEBRA_VOLUME_MM3
+        r.label: bool(
+            not r.touches_border and r.mask.sum() * voxel_volume >= MIN_VERTEBRA_VOLUME_MM3
+        )
         for r in regions
     }
     centreline = {

@@ -176,7 +176,7 @@ class Finding:
         return {
             "level": self.level,
             "label": self.label,
-            "complete": self.complete,
+            "complete": bool(self.complete),
             "centroid_mm": [round(v, 2) for v in self.centroid_mm],
             "centroid_voxel": [round(v, 2) for v in self.centroid_voxel],
             "heights_mm": self.heights.as_dict() if self.heights else None,
