@@ -49,9 +49,9 @@ def _heights(y: NDArray[np.float64] | float, ha: float) -> NDArray[np.float64]:
     return np.asarray(HP_MM + (ha - HP_MM) * np.clip(fraction, 0.0, 1.0), dtype=np.float64)
 
 
-def _centres_z() -> list[float]:
+def _centres_z(count: int) -> list[float]:
     pitch = HP_MM + DISC_MM
-    return [(n - (len(LEVELS) - 1) / 2.0) * pitch for n in range(len(LEVELS))]
+    return [(n - (count - 1) / 2.0) * pitch for n in range(count)]
 
 
 def make_toy_phantom(
@@ -61,6 +61,7 @@ def make_toy_phantom(
     seed: int = 7,
     noise_hu: float = 8.0,
     phantom_id: str | None = None,
+    levels: tuple[tuple[str, int], ...] = LEVELS,
 ) -> CTPhantom:
     affine = toy_affine(shape, spacing, rot)
     ijk = np.indices(shape, dtype=np.float64).reshape(3, -1)
@@ -73,7 +74,7 @@ def make_toy_phantom(
     subregions = np.zeros(shape, np.uint8)
     section = (x / (WIDTH_MM / 2)) ** 2 + ((y - BODY_Y_MM) / (DEPTH_MM / 2)) ** 2 <= 1.0
     truths = []
-    for (level, label), zc in zip(LEVELS, _centres_z(), strict=True):
+    for (level, label), zc in zip(levels, _centres_z(len(levels)), strict=True):
         ha = HP_MM * WEDGE_RATIO if level == FRACTURED else HP_MM
         body = section & (np.abs(z - zc) <= _heights(y, ha) / 2)
         if not body.any():  # outside the field of view
