@@ -154,12 +154,33 @@ def _count_acceptors(assoc: Any) -> int:
     return len(server.active_associations)
 
 
+class ClosingSSLContext(ssl.SSLContext):
+    """Closes the TCP socket and logs why when a TLS handshake fails (pynetdicom would leak it)."""
+
+    def wrap_socket(self, sock: Any, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        peer = _peer_of(sock)
+        try:
+            return super().wrap_socket(sock, *args, **kwargs)
+        except (OSError, ValueError) as exc:
+            sock.close()
+            log.warning("TLS handshake with %s failed: %s", peer, exc, extra={"peer": peer})
+            raise
+
+
+def _peer_of(sock: Any) -> str:
+    try:
+        return str(sock.getpeername()[0])
+    except OSError:
+        return "unknown peer"
+
+
 def build_ssl_context(tls: TlsSettings) -> ssl.SSLContext | None:
     """The server TLS context from config, or None when TLS is off."""
     if not tls.enabled:
         return None
     assert tls.cert_file is not None and tls.key_file is not None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context = ClosingSSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
         context.load_cert_chain(tls.cert_file, tls.key_file)
         if tls.ca_file is not None:

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -18,6 +19,7 @@ from pydicom.uid import (
     generate_uid,
 )
 from pynetdicom import AE
+from pynetdicom import _config as pynetdicom_config
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from dicom_listener import Listener, open_listener
@@ -155,16 +157,20 @@ def send_files(
     syntaxes = transfer_syntaxes or sorted({str(m.TransferSyntaxUID) for m in metas})
     for sop_class in sorted({str(m.MediaStorageSOPClassUID) for m in metas}):
         ae.add_requested_context(sop_class, syntaxes)
-    tls_args = (ssl_context, "") if ssl_context is not None else None
+    tls_args = (ssl_context, "localhost") if ssl_context is not None else None
     assoc = ae.associate("127.0.0.1", port, ae_title=called_ae, tls_args=tls_args)
     if not assoc.is_established:
+        close_socket(assoc)
         return [-1] * len(files)
     statuses = []
+    chunked = pynetdicom_config.STORE_SEND_CHUNKED_DATASET
+    pynetdicom_config.STORE_SEND_CHUNKED_DATASET = True  # send file bytes as they are
     try:
         for path in files:
             status = assoc.send_c_store(path)
             statuses.append(int(status.Status) if "Status" in status else -1)
     finally:
+        pynetdicom_config.STORE_SEND_CHUNKED_DATASET = chunked
         assoc.release()
     return statuses
 
@@ -177,4 +183,14 @@ def association_accepted(port: int, calling_ae: str, called_ae: str = "SPINESCRE
     accepted = bool(assoc.is_established)
     if accepted:
         assoc.release()
+    else:
+        close_socket(assoc)
     return accepted
+
+
+def close_socket(assoc: Any) -> None:
+    """Close the socket pynetdicom's SCU leaves open after a refused association or TLS."""
+    assoc.dul.join(timeout=5)
+    raw = getattr(assoc.dul.socket, "socket", None)
+    if raw is not None:
+        raw.close()
