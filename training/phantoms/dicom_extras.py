@@ -39,8 +39,9 @@ def write_localizers(
 ) -> list[Path]:
     """A frontal (AP) and a lateral scout, parallel projections along the grid axes."""
     paths = []
+    floor = np.maximum(grid.volume, np.int16(-1000))  # mu >= 0: nothing below air
     for number, (axis, name) in enumerate(((1, "AP"), (0, "LATERAL")), start=1):
-        image, spacing, iop, ipp = _projection(grid, axis)
+        image, spacing, iop, ipp = _projection(grid, floor, axis)
         ds = _localizer_dataset(phantom, identity, number, name)
         ds.ImageOrientationPatient = [f"{v:.6f}".rstrip("0").rstrip(".") for v in iop]
         ds.ImagePositionPatient = [f"{v:.4f}" for v in ipp]
@@ -53,12 +54,13 @@ def write_localizers(
 
 
 def _projection(
-    grid: SliceGrid, axis: int
+    grid: SliceGrid, hu_above_air: NDArray[np.int16], axis: int
 ) -> tuple[NDArray[np.uint16], tuple[float, float], list[float], list[float]]:
     """Parallel projection of attenuation along grid axis 0 (lateral) or 1 (frontal)."""
-    mu = np.clip(MU_WATER_PER_MM * (1.0 + grid.volume.astype(np.float32) / 1000.0), 0.0, None)
     step = float(np.linalg.norm(grid.affine_lps[:3, axis]))
-    line_integral = mu.sum(axis=axis) * step  # (in-plane axis, k)
+    hu_sum = hu_above_air.sum(axis=axis, dtype=np.int64)  # (in-plane axis, k)
+    count = hu_above_air.shape[axis]
+    line_integral = MU_WATER_PER_MM * (count + hu_sum / 1000.0) * step
     across = 1 - axis  # the remaining in-plane axis: columns of the scout
     across_spacing = float(np.linalg.norm(grid.affine_lps[:3, across]))
     n_k = grid.volume.shape[2]

@@ -58,10 +58,6 @@ class SliceGrid:
         point: NDArray[np.float64] = self.affine_lps @ np.array([0.0, 0.0, float(k), 1.0])
         return point[:3]
 
-    def pixels(self, k: int) -> NDArray[np.int16]:
-        """Slice k as DICOM pixel data, shape (rows, columns)."""
-        return np.ascontiguousarray(self.volume[:, :, k].T)
-
 
 def _unit(vector: NDArray[np.float64]) -> NDArray[np.float64]:
     return vector / np.linalg.norm(vector)

@@ -79,12 +79,17 @@ def write_ct_series(
     """One CT Image Storage file per slice of ``grid``, named ``0001.dcm`` upwards."""
     storage = PixelStorage.for_volume(grid.volume)
     template = ct_series_template(phantom, grid, identity, storage)
+    stored = np.ascontiguousarray(storage.encode(grid.volume).transpose(2, 1, 0))  # (k, r, c)
     paths = []
     for k in range(grid.volume.shape[2]):
-        ds = ct_slice(template, grid, identity, storage, k)
+        ds = ct_slice(template, grid, identity, k, stored[k].tobytes())
         if transfer_syntax in _COMPRESSION:
             start_file_meta(ds)
-            ds.compress(_COMPRESSION[transfer_syntax], generate_instance_uid=False)
+            ds.compress(
+                _COMPRESSION[transfer_syntax],
+                encoding_plugin="pylibjpeg",
+                generate_instance_uid=False,
+            )
         paths.append(save_dataset(ds, folder / f"{k + 1:04d}.dcm"))
     return paths
 
@@ -137,7 +142,7 @@ def ct_series_template(
 
 
 def ct_slice(
-    template: Dataset, grid: SliceGrid, identity: StudyIdentity, storage: PixelStorage, k: int
+    template: Dataset, grid: SliceGrid, identity: StudyIdentity, k: int, pixel_data: bytes
 ) -> Dataset:
     """One axial slice: the template plus its position, numbers and pixels."""
     ds = Dataset()
@@ -149,7 +154,7 @@ def ct_slice(
     position = grid.position(k)
     ds.ImagePositionPatient = [_ds_number(v) for v in position]
     ds.SliceLocation = _ds_number(float(position @ grid.normal))
-    ds.PixelData = storage.encode(grid.pixels(k)).tobytes()
+    ds.PixelData = pixel_data
     return ds
 
 
@@ -221,7 +226,7 @@ def body_part_examined(phantom: CTPhantom) -> str:
     }
     if isinstance(named, str) and named.lower() in by_name:
         return by_name[named.lower()]
-    labels = {int(v) for v in np.unique(phantom.vertebrae) if v}
+    labels = _labels_in_view(phantom)
     chest = any(8 <= v <= 11 for v in labels)  # T1-T4 in view
     pelvis = 26 in labels
     abdomen = any(21 <= v <= 25 for v in labels)  # L2 or lower
@@ -232,6 +237,14 @@ def body_part_examined(phantom: CTPhantom) -> str:
     if abdomen or labels & {19, 20, 28}:
         return "ABDOMEN"
     return "NECK" if labels and max(labels) <= 7 else "SPINE"
+
+
+def _labels_in_view(phantom: CTPhantom) -> set[int]:
+    """VerSe labels in the field of view: from the truth, else counted on the label map."""
+    if phantom.vertebra_truth:
+        return {v.label for v in phantom.vertebra_truth}
+    counts = np.bincount(phantom.vertebrae.ravel(), minlength=1)
+    return {int(v) for v in np.flatnonzero(counts) if v}
 
 
 def _series_description(phantom: CTPhantom) -> str:

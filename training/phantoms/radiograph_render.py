@@ -99,13 +99,24 @@ def upsample(
     coarse: NDArray[np.float32], factor: int, shape: tuple[int, int]
 ) -> NDArray[np.float32]:
     """Linear interpolation of a grid sampled at pixel ``(f - 1) / 2 + f * m`` to full size."""
-    if factor == 1:
-        return coarse[: shape[0], : shape[1]]
-    axes = [(np.arange(n) - (factor - 1) / 2.0) / factor for n in shape]
-    rows = ndimage.map_coordinates(
-        coarse, np.stack(np.meshgrid(axes[0], axes[1], indexing="ij")), order=1, mode="nearest"
-    )
-    return np.asarray(rows, dtype=np.float32)
+    return resize_linear(coarse, shape, factor, (factor - 1) / 2.0)
+
+
+def resize_linear(
+    small: NDArray[np.float32], shape: tuple[int, int], step: float, offset: float
+) -> NDArray[np.float32]:
+    """Separable linear interpolation; sample m of ``small`` sits at ``offset + step * m``."""
+    out = np.asarray(small, dtype=np.float32)
+    for axis, size in enumerate(shape):
+        n = out.shape[axis]
+        u = np.clip((np.arange(size) - offset) / step, 0.0, n - 1)
+        low = np.minimum(np.floor(u).astype(int), max(n - 2, 0))
+        high = np.minimum(low + 1, n - 1)
+        weight = (u - low).astype(np.float32)
+        weight = weight[:, None] if axis == 0 else weight[None, :]
+        below, above = np.take(out, low, axis=axis), np.take(out, high, axis=axis)
+        out = below + (above - below) * weight
+    return out
 
 
 def detected_quanta(
@@ -166,6 +177,4 @@ def _low_pass(density: NDArray[np.float32], step: int, sigma_px: float) -> NDArr
     """Wide Gaussian blur computed on a grid reduced by ``step`` (fast at full size)."""
     small = density[::step, ::step]
     blurred = ndimage.gaussian_filter(small, sigma_px, mode="nearest").astype(np.float32)
-    zoom = (density.shape[0] / small.shape[0], density.shape[1] / small.shape[1])
-    full = ndimage.zoom(blurred, zoom, order=1, mode="nearest", grid_mode=True)
-    return np.asarray(full[: density.shape[0], : density.shape[1]], dtype=np.float32)
+    return resize_linear(blurred, (density.shape[0], density.shape[1]), step, 0.0)

@@ -42,6 +42,8 @@ class VertebraTruth:
     bmd_class: Literal["normal", "osteopenia", "osteoporosis"]
     trabecular_hu: float
     confounders: tuple[str, ...] = ()  # e.g. "schmorl_node", "physiological_wedge"
+    # Hp the body would have unfractured (neighbour-interpolated), the crush rule's reference
+    expected_posterior_mm: float = 0.0
 
 
 @dataclass(frozen=True)
