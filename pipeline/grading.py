@@ -15,7 +15,9 @@ does not hide behind normal ratios. ``NORMAL_HA_HP`` is the level's normal wedgi
 (Masharawi 2010 via DOMAIN.md: about 0.89-0.93 at T11-L1, above 1 at L4-L5), so a
 physiologically wedged T12 or a lordotic L5 is not called a fracture.
 ``height_loss`` is the largest of the three (clipped to 0-1); the grade follows from it and
-the morphology is the kind of the largest loss (``normal`` below grade 1).
+the morphology is the kind of deformity (``normal`` below grade 1): the largest of the body's
+own shape losses (Ha/Hp and Hm/Hp against the normal ratios, without the neighbours) and the
+crush loss, so a uniformly flattened body reads as a crush, not as a wedge.
 
 Fusion with the grader model (``models.load_grader``): both are reported. The final grade is
 the morphometric grade, except when the model disagrees strongly:
@@ -120,11 +122,24 @@ def grade_vertebra(
             "biconcave": 1.0 - (hm / reference) / NORMAL_HM_HP,
             "crush": 1.0 - hp / crush_reference if crush_reference > 0 else 0.0,
         }
-    kind = max(losses, key=lambda k: losses[k])
-    loss = min(max(losses[kind], 0.0), 1.0)
+    loss = min(max(max(losses.values()), 0.0), 1.0)
     grade = grade_from_loss(loss)
+    kind = _shape_kind(heights, normal_ratio, losses["crush"])
     morphology = Morphology(kind) if grade >= GenantGrade.MILD else Morphology.NORMAL
     return MorphometricGrade(loss, grade, morphology, losses, expected)
+
+
+def _shape_kind(heights: Heights, normal_ratio: float, crush_loss: float) -> str:
+    """The kind of deformity: the largest of the body's own shape losses and the crush loss."""
+    hp = heights.posterior
+    if hp <= 0:
+        return "crush"
+    shape = {
+        "wedge": 1.0 - (heights.anterior / hp) / normal_ratio,
+        "biconcave": 1.0 - (heights.middle / hp) / NORMAL_HM_HP,
+        "crush": crush_loss,
+    }
+    return max(shape, key=lambda k: shape[k])
 
 
 def morphometric_score(height_loss: float) -> float:

@@ -86,8 +86,10 @@ class VertebraMeasurement:
     label: int
     level: str
     complete: bool
-    centroid_mm: tuple[float, float, float]  # LPS, whole vertebra
-    centroid_voxel: tuple[float, float, float]  # index on the label map's grid
+    # the vertebral body's centroid (as VerSe centroids are): LPS mm, and the index on the
+    # label map's grid (its own axis order)
+    centroid_mm: tuple[float, float, float]
+    centroid_voxel: tuple[float, float, float]
     volume_mm3: float
     body_centroid_mm: tuple[float, float, float] | None = None
     frame: VertebraFrame | None = None
@@ -117,8 +119,7 @@ def measure_vertebrae(
         raise ValueError(
             f"sub-region map shape {subregions.shape} differs from the label map {array.shape}"
         )
-    spacing = np.asarray(labels.spacing_mm)
-    regions = _regions(array, subregions, spacing)
+    regions = _regions(array, subregions)
     voxel_volume = float(abs(np.linalg.det(labels.affine[:3, :3])))
     complete = {
         r.label: bool(
@@ -126,11 +127,10 @@ def measure_vertebrae(
         )
         for r in regions
     }
-    centreline = {
-        r.label: _centroid_mm(r.body, r.offset, labels.affine)
-        for r in regions
-        if complete[r.label] and r.label not in NOT_MEASURED_LABELS
-    }
+    measurable = [r for r in regions if complete[r.label] and r.label not in NOT_MEASURED_LABELS]
+    if subregions is None:
+        _find_bodies(measurable, labels)
+    centreline = {r.label: _centroid_mm(r.body, r.offset, labels.affine) for r in measurable}
     results = []
     for region in regions:
         tangent = _centreline_tangent(region.label, centreline)
@@ -138,11 +138,7 @@ def measure_vertebrae(
     return tuple(results)
 
 
-def _regions(
-    array: NDArray[np.integer],
-    subregions: NDArray[np.integer] | None,
-    spacing: NDArray[np.float64],
-) -> list[_Region]:
+def _regions(array: NDArray[np.integer], subregions: NDArray[np.integer] | None) -> list[_Region]:
     max_label = int(array.max(initial=0))
     boxes = ndimage.find_objects(array.astype(np.int32, copy=False), max_label=max_label)
     regions = []
@@ -160,7 +156,7 @@ def _regions(
             body = mask & (subregions[grown] == 1)
             has_sub = bool(body.any())
         else:
-            body, has_sub = _opened_body(mask, spacing), False
+            body, has_sub = mask, False  # until _find_bodies
         offset = np.array([s.start for s in grown], dtype=np.int64)
         regions.append(_Region(label, offset, mask, body, has_sub, touches))
     return sorted(regions, key=lambda r: anatomical_position(r.label))
@@ -211,7 +207,8 @@ def _measure(
     tangent: NDArray[np.float64] | None,
     complete: dict[int, bool],
 ) -> VertebraMeasurement:
-    index = np.argwhere(region.mask).mean(axis=0) + region.offset
+    whole = labels.affine @ np.append(np.argwhere(region.mask).mean(axis=0) + region.offset, 1.0)
+    index = np.argwhere(region.body).mean(axis=0) + region.offset
     centroid = labels.affine @ np.append(index, 1.0)
     base = VertebraMeasurement(
         label=region.label,
@@ -226,24 +223,40 @@ def _measure(
     if not base.complete:
         reason = "touches the image border" if region.touches_border else "too small"
         return _replace(base, note=f"incomplete: {reason}; not measured")
-    frame = _frame(region, labels.affine, centroid[:3], tangent)
+    frame = _frame(region, labels.affine, whole[:3], tangent)
     sampler = _MaskSampler(region.body if region.has_subregions else region.mask, region, labels)
     return _measure_heights(base, frame, sampler)
 
 
-def _opened_body(mask: NDArray[np.bool_], spacing: NDArray[np.float64]) -> NDArray[np.bool_]:
-    """The thick part of the vertebra: opening by a ball of OPENING_RADIUS_MM (via EDT)."""
-    padded = np.pad(mask, 1)
-    inside = ndimage.distance_transform_edt(padded, sampling=spacing) > OPENING_RADIUS_MM
-    if not inside.any():
-        return mask
-    opened = ndimage.distance_transform_edt(~inside, sampling=spacing) <= OPENING_RADIUS_MM
-    opened = (opened & padded)[1:-1, 1:-1, 1:-1]
-    components, count = ndimage.label(opened)
-    if count == 0:
-        return mask
-    sizes = np.bincount(components.ravel())[1:]
-    return np.asarray(components == int(np.argmax(sizes)) + 1)
+def _find_bodies(regions: list[_Region], labels: Volume) -> None:
+    """Without a sub-region map: the body is the part of the vertebra in front of the canal.
+
+    A first frame (centreline through the whole-vertebra centroids, the patient's posterior
+    direction) gives the mid-sagittal section; its first run of columns from the anterior
+    side spans the body's depth, and the voxels within that depth are the body.
+    """
+    whole = {r.label: _centroid_mm(r.mask, r.offset, labels.affine) for r in regions}
+    for region in regions:
+        tangent = _centreline_tangent(region.label, whole)
+        superior = tangent if tangent is not None else np.array([0.0, 0.0, 1.0])
+        posterior = np.array([0.0, 1.0, 0.0]) - superior[1] * superior
+        frame = VertebraFrame(whole[region.label], superior, posterior / np.linalg.norm(posterior))
+        frame = _aligned_to_section(frame, _MaskSampler(region.mask, region, labels))
+        region.body = _body_in_depth(region, labels, frame)
+
+
+def _body_in_depth(region: _Region, labels: Volume, frame: VertebraFrame) -> NDArray[np.bool_]:
+    extent = _body_depth(frame, _MaskSampler(region.mask, region, labels))
+    if extent is None:
+        return region.mask
+    index = np.argwhere(region.mask) + region.offset
+    world = (labels.affine[:3, :3] @ index.T).T + labels.affine[:3, 3]
+    u = (world - frame.origin_mm) @ frame.posterior
+    inside = (u >= extent[0]) & (u <= extent[1])
+    body = np.zeros_like(region.mask)
+    local = index[inside] - region.offset
+    body[local[:, 0], local[:, 1], local[:, 2]] = True
+    return body if body.any() else region.mask
 
 
 def _frame(
@@ -357,9 +370,9 @@ def _aligned_to_section(frame: VertebraFrame, sampler: _MaskSampler) -> Vertebra
 
 def _body_depth(frame: VertebraFrame, sampler: _MaskSampler) -> tuple[float, float] | None:
     """Anterior and posterior surface (u, mm) of the body on the mid-sagittal slab."""
-    step = 0.25
+    step = 0.5
     u = np.arange(-SECTION_HALF_WIDTH_MM, SECTION_HALF_WIDTH_MM + step, step)
-    v = np.arange(-COLUMN_HALF_HEIGHT_MM, COLUMN_HALF_HEIGHT_MM + 0.5, 0.5)
+    v = np.arange(-COLUMN_HALF_HEIGHT_MM, COLUMN_HALF_HEIGHT_MM + 1.0, 1.0)
     w = np.asarray(SLAB_OFFSETS_MM)
     uu, vv, ww = np.meshgrid(u, v, w, indexing="ij")
     slab = sampler(frame.to_world(uu, vv, ww)).mean(axis=2)
