@@ -9,21 +9,25 @@ How it is measured (all in LPS millimetres through ``Volume.affine``, so anisotr
 and any orientation work alike):
 
 1. **Body**: voxels of the sub-region map equal to 1 (vertebral body) when one is given;
-   otherwise the part of the vertebra that survives a morphological opening with a 4 mm
-   ball (thin posterior elements vanish), largest connected component.
-2. **Frame**: superior axis along the spine centreline, from the body centroid of the
-   vertebra below to that of the vertebra above (complete, adjacent neighbours); without
-   neighbours, the smallest principal axis of the body. Posterior axis from the body
-   centroid towards the whole-vertebra centroid (the posterior elements), made orthogonal to
-   the superior axis; when they coincide (a body without posterior elements), the patient's
-   posterior direction. Left axis = superior x posterior.
-3. **Mid-sagittal section**: the plane through the body centroid spanned by the superior and
+   otherwise the voxels within the body's depth, found on a first mid-sagittal section
+   (through the whole vertebra's centroid, patient posterior direction): the first run of
+   columns from the anterior side, which the spinal canal ends.
+2. **Frame**: superior axis along the spine centreline: the tangent of a quadratic through
+   the body centroids of up to two complete, adjacent neighbours on each side (a chord with
+   one); without neighbours, the smallest principal axis of the body. Posterior axis from
+   the body centroid towards the whole-vertebra centroid (the posterior elements), made
+   orthogonal to the superior axis; when they coincide, the patient's posterior direction.
+   The frame is then turned (about its left axis, at most 20 deg per step, two steps) so the
+   body's endplates lie level on average (their bisector): the body may sit tilted on the
+   centreline (lordosis at L5). Left axis = superior x posterior.
+3. **Mid-sagittal section**: the plane through the body's centre spanned by the superior and
    posterior axes. The mask is sampled there by trilinear interpolation
-   (``scipy.ndimage.map_coordinates``, threshold 0.5) and averaged over +-2 mm either side.
-4. **Depth**: the first run of occupied columns from the anterior side (the canal separates
-   the body from the arch on the midline). **Heights**: the extent along the superior axis
-   between the first and last threshold crossings at 10 / 50 / 90 % of the depth, sub-voxel
-   by linear interpolation of the crossings, averaged over the planes around the midline.
+   (``scipy.ndimage.map_coordinates``, threshold 0.5) on planes at -2, -1, 0, 1, 2 mm.
+4. **Depth**: the first run of occupied columns from the anterior side on the slab mean (the
+   canal separates the body from the arch on the midline). **Heights**: the extent along
+   the superior axis between the first and last threshold crossings at 10 / 50 / 90 % of the
+   depth, sub-voxel by linear interpolation of the crossings; the median over the planes.
+5. **Centroid** (``centroid_mm``): the vertebral body's, as VerSe centroids are.
 
 A vertebra whose mask touches the image border is cut by the field of view: it is marked
 incomplete and gets no heights (and so no grade).
@@ -45,7 +49,6 @@ log = logging.getLogger(__name__)
 
 HEIGHT_FRACTIONS = {"anterior": 0.10, "middle": 0.50, "posterior": 0.90}
 SLAB_OFFSETS_MM = (-2.0, -1.0, 0.0, 1.0, 2.0)  # planes averaged around the midline
-OPENING_RADIUS_MM = 4.0
 MIN_VERTEBRA_VOLUME_MM3 = 1000.0  # smaller labels are fragments: incomplete
 SECTION_HALF_WIDTH_MM = 60.0
 COLUMN_HALF_HEIGHT_MM = 45.0

@@ -227,3 +227,27 @@ def spine_label_map(
             labels[arch] = body.label
             sub[arch] = 2
     return labels.reshape(shape), sub.reshape(shape), affine
+
+
+def write_volume_series(
+    folder: Path, hu: NDArray[np.floating], spacing_mm: tuple[float, float, float]
+) -> list[Path]:
+    """A CT series of ``hu[i, j, k]`` (i columns, j rows, k slices from the feet), axial LPS."""
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = SeriesSpec(n=hu.shape[2], step_mm=spacing_mm[2], thickness_mm=spacing_mm[2])
+    series_uid = _short_uid()
+    paths = []
+    for k in range(hu.shape[2]):
+        ds = _base(spec, series_uid, CT_IMAGE)
+        ds.Rows, ds.Columns = hu.shape[1], hu.shape[0]
+        ds.SOPInstanceUID = f"{series_uid}.{k}"
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.ImagePositionPatient = [0.0, 0.0, k * spacing_mm[2]]
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.PixelSpacing = [spacing_mm[1], spacing_mm[0]]  # row spacing (j), column spacing (i)
+        ds.RescaleSlope, ds.RescaleIntercept = 1.0, spec.intercept
+        ds.PixelData = _stored(hu[:, :, k].astype(np.float32), spec, 1.0)
+        path = folder / f"slice{k:03d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
