@@ -63,8 +63,30 @@ class Anatomy:
     contour: Contour
 
 
+@dataclass(frozen=True)
+class TissueMap:
+    """The soft-tissue classes (:class:`~training.phantoms.torso.Tissue`) on the coarse grid."""
+
+    tissue: NDArray[np.uint8]
+    grid: Grid
+    factors: tuple[int, int, int]
+
+    def full(self, shape: tuple[int, int, int]) -> NDArray[np.uint8]:
+        """Nearest-neighbour tissue classes on the CT grid (bone not included)."""
+        fx, fy, fz = self.factors
+        up = np.repeat(np.repeat(np.repeat(self.tissue, fx, 0), fy, 1), fz, 2)
+        return up[: shape[0], : shape[1], : shape[2]]
+
+
 def make_ct_phantom(seed: int, params: PhantomParams | None = None) -> CTPhantom:
     """One synthetic CT with exact labels and ground truth; deterministic in (seed, params)."""
+    return make_ct_phantom_with_tissues(seed, params)[0]
+
+
+def make_ct_phantom_with_tissues(
+    seed: int, params: PhantomParams | None = None
+) -> tuple[CTPhantom, TissueMap]:
+    """:func:`make_ct_phantom` plus the soft-tissue class map (for HU checks and reports)."""
     p = params or PhantomParams()
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5B1E]))
     acq = draw_acquisition(rng, p)
@@ -78,9 +100,10 @@ def make_ct_phantom(seed: int, params: PhantomParams | None = None) -> CTPhantom
         acq.noise_hu,
         bone_look(rng, anatomy.subject.trabecular_hu, p.mode == "randomized", grid.spacing),
     )
+    soft, tissues = soft_tissue(rng, grid, anatomy, look)
     vol = Volumes(
         grid,
-        soft_tissue(rng, grid, anatomy, look, acq.contrast),
+        soft,
         np.zeros(grid.shape, np.uint8, order="F"),
         np.zeros(grid.shape, np.uint8, order="F"),
     )
@@ -88,7 +111,7 @@ def make_ct_phantom(seed: int, params: PhantomParams | None = None) -> CTPhantom
     image = add_noise_and_streaks(rng, vol, look, anatomy.contour, p.streaks)
     truths = vertebra_truths(anatomy.subject, anatomy.placed, rasters, grid)
     acquisition = {**acq.as_dict(), "mode": p.mode, "look": _look_summary(look)}
-    return CTPhantom(
+    phantom = CTPhantom(
         phantom_id=_phantom_id(seed, p),
         seed=seed,
         mode=p.mode,
@@ -100,6 +123,8 @@ def make_ct_phantom(seed: int, params: PhantomParams | None = None) -> CTPhantom
         acquisition=acquisition,
         params=_params_record(p, anatomy.subject),
     )
+    log.debug("phantom %s: %s voxels", phantom.phantom_id, "x".join(map(str, grid.shape)))
+    return phantom, tissues
 
 
 def build_anatomy(rng: np.random.Generator, p: PhantomParams) -> Anatomy:
@@ -155,8 +180,8 @@ def field_of_view_grid(
 
 
 def soft_tissue(
-    rng: np.random.Generator, grid: Grid, anatomy: Anatomy, look: Look, contrast: bool
-) -> NDArray[np.int16]:
+    rng: np.random.Generator, grid: Grid, anatomy: Anatomy, look: Look
+) -> tuple[NDArray[np.int16], TissueMap]:
     """Paint tissue classes on a coarse grid, give them HU, upsample to the CT grid."""
     fx = max(1, round(2.0 / grid.spacing[0]))
     fz = max(1, round(2.5 / grid.spacing[2]))
@@ -179,8 +204,7 @@ def soft_tissue(
     paint_pelvis_muscles(painter, lm)
     paint_muscles(painter, lm, anatomy.placed)
     hu = tissue_image(painter.tissue, look, rng, coarse.spacing)
-    del contrast
-    return upsample(hu, (fx, fx, fz), grid.shape)
+    return upsample(hu, (fx, fx, fz), grid.shape), TissueMap(painter.tissue, coarse, (fx, fx, fz))
 
 
 def draw_bones(

@@ -1,0 +1,74 @@
+"""Ground truth against the label map: heights (shared definition) and requested fractures."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.phantom_measure import genant, measure_heights, ratio_loss
+from training.phantoms import CTPhantom, PhantomParams, make_ct_phantom, parse_fracture
+from training.phantoms.fractures import GRADE_RANGE, MARGIN
+
+# 0.35 mm voxels on a 56 x 56 x 38 mm field of view around the requested body
+FINE = {"matrix": 160, "pixel_spacing_mm": 0.35, "slice_thickness_mm": 0.35, "slice_count": 110}
+
+
+def fine_phantom(seed: int, fracture: str) -> CTPhantom:
+    request = parse_fracture(fracture)
+    params = PhantomParams(
+        field_of_view="partial", center_level=request.level, fractures=[request], **FINE
+    )
+    return make_ct_phantom(seed, params)
+
+
+@pytest.mark.parametrize(
+    ("seed", "fracture"),
+    [(1, "L1:2:wedge"), (2, "T12:3:biconcave"), (3, "L2:1:crush"), (4, "T8:1:wedge")],
+)
+def test_requested_fracture_has_its_grade_and_heights_match_the_mask(
+    seed: int, fracture: str
+) -> None:
+    phantom = fine_phantom(seed, fracture)
+    level, grade, morphology = fracture.split(":")
+    truth = {v.level: v for v in phantom.vertebra_truth}
+    target = truth[level]
+    assert target.genant_grade == int(grade), f"{level} grade {target.genant_grade}"
+    assert target.morphology == morphology
+    low, high = GRADE_RANGE[int(grade)]
+    assert low + MARGIN - 1e-6 <= target.height_loss <= high - MARGIN + 1e-6, target.height_loss
+    assert not target.complete  # the small field of view cuts the posterior elements
+
+    measured = measure_heights(phantom, target)
+    for site, height in target.heights_mm.items():
+        err = abs(measured[site] - height)
+        assert err <= 0.5, f"{level} {site}: mask {measured[site]:.2f} vs truth {height:.2f} mm"
+    if morphology == "crush":
+        loss = 1.0 - measured["posterior"] / target.expected_posterior_mm
+        assert min(target.heights_mm.values()) > 0.8 * max(target.heights_mm.values())
+    else:
+        loss = ratio_loss(measured)
+        smallest = min(measured, key=measured.__getitem__)
+        assert smallest == ("anterior" if morphology == "wedge" else "middle"), measured
+    assert genant(loss) == int(grade), f"mask height loss {loss:.3f} gives another grade"
+
+
+def test_neighbours_of_a_fracture_stay_normal_on_the_mask() -> None:
+    request = parse_fracture("L1:3:wedge")
+    params = PhantomParams(
+        field_of_view="partial",
+        center_level="L1",
+        fractures=[request],
+        matrix=128,
+        pixel_spacing_mm=0.5,
+        slice_thickness_mm=0.5,
+        slice_count=200,
+    )
+    phantom = make_ct_phantom(6, params)
+    assert phantom.study_truth()["fractured_levels"] in ([], ["L1"])
+    for v in phantom.vertebra_truth:
+        if v.level == "L1" or not v.heights_mm:
+            continue
+        measured = measure_heights(phantom, v)
+        if min(measured.values()) == 0.0:  # body cut by the field of view at this site
+            continue
+        assert v.genant_grade == 0
+        assert genant(ratio_loss(measured)) == 0, f"{v.level} mask {measured}"
