@@ -131,8 +131,7 @@ def measure_vertebrae(
         for r in regions
     }
     measurable = [r for r in regions if complete[r.label] and r.label not in NOT_MEASURED_LABELS]
-    if subregions is None:
-        _find_bodies(measurable, labels)
+    _find_bodies([r for r in measurable if not r.has_subregions], labels)
     centreline = {r.label: _centroid_mm(r.body, r.offset, labels.affine) for r in measurable}
     results = []
     for region in regions:
@@ -155,11 +154,10 @@ def _regions(array: NDArray[np.integer], subregions: NDArray[np.integer] | None)
         )
         mask = array[grown] == label
         touches = any(s.start == 0 or s.stop == n for s, n in zip(box, array.shape, strict=True))
-        if subregions is not None:
-            body = mask & (subregions[grown] == 1)
-            has_sub = bool(body.any())
-        else:
-            body, has_sub = mask, False  # until _find_bodies
+        body = mask & (subregions[grown] == 1) if subregions is not None else mask
+        has_sub = subregions is not None and bool(body.any())
+        if not has_sub:
+            body = mask  # until _find_bodies
         offset = np.array([s.start for s in grown], dtype=np.int64)
         regions.append(_Region(label, offset, mask, body, has_sub, touches))
     return sorted(regions, key=lambda r: anatomical_position(r.label))
