@@ -133,12 +133,21 @@ def build_anatomy(rng: np.random.Generator, p: PhantomParams) -> Anatomy:
     placed, s1_frame = place_spine(subject.shapes, subject.curvature, s1_top)
     yaw = np.radians(float(rng.normal(0.0, 2.0)))
     rot = np.array([[np.cos(yaw), -np.sin(yaw), 0], [np.sin(yaw), np.cos(yaw), 0], [0, 0, 1]])
+    rot = rot @ _supine_pitch(placed, s1_top, float(rng.normal(0.0, 3.0)))
     for v in placed:
         v.centre = s1_top + rot @ (v.centre - s1_top)
         v.frame = rot @ v.frame
         v.confounders = subject.confounders[v.shape.level]
     lm = landmarks(placed, s1_top)
     return Anatomy(subject, placed, rot @ s1_frame, lm, body_contour(lm, subject.habitus, rng))
+
+
+def _supine_pitch(placed: list[PlacedVertebra], s1_top: F64, extra_deg: float) -> F64:
+    """Rotation about the x axis that lays the spine along the table (T1 above S1)."""
+    t1 = next(v.centre for v in placed if v.shape.level == "T1") - s1_top
+    angle = np.arctan2(t1[1], t1[2]) + np.radians(extra_deg)
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
 
 
 def field_of_view_grid(

@@ -98,7 +98,7 @@ def paint_abdomen(
     belly = cavity & (z < _dome(x, y, lm, c, z_diaphragm)) & (z > np.float32(floor))
     p.tissue[belly] = Tissue.VISCERAL_FAT
     xc, yc, a, b = c.at(z_diaphragm - 60.0)
-    for _ in range(int(rng.integers(14, 26))):  # bowel loops and gas
+    for _ in range(int(rng.integers(9, 17))):  # bowel loops and gas
         centre = np.array(
             [
                 xc + rng.uniform(-0.6, 0.6) * a,
@@ -106,9 +106,9 @@ def paint_abdomen(
                 rng.uniform(floor + 30.0, z_diaphragm - 60.0),
             ]
         )
-        size = tuple(float(v) for v in rng.uniform(15.0, 35.0, 3))
+        size = tuple(float(v) for v in rng.uniform(12.0, 28.0, 3))
         p.ellipsoid(centre, size, Tissue.BOWEL, within=belly)  # type: ignore[arg-type]
-        if rng.random() < 0.45:
+        if rng.random() < 0.35:
             gas = tuple(0.5 * s for s in size)
             p.ellipsoid(centre + np.array([0, 0.3 * size[1], 0]), gas, Tissue.GAS, within=belly)  # type: ignore[arg-type]
     under = belly | (p.tissue == Tissue.VISCERAL_FAT)

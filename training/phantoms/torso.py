@@ -117,8 +117,11 @@ def body_contour(lm: Landmarks, habitus: float, rng: np.random.Generator) -> Con
     a, b = a * girth, b * (0.9 + 0.25 * (habitus - 0.85)) * girth
     sx, sy = lm.spine_at(z)
     back_y = sy - back * (0.9 + 0.35 * (habitus - 0.85))
-    table_y = float(back_y.min()) + 6.0
-    back_y = table_y + 0.25 * np.maximum(back_y - table_y, 0.0)  # the back lies on the table
+    trunk = (z > s1 - 120.0) & (z < t1)
+    table_y = float(back_y[trunk].min()) + 4.0
+    # the back lies flat on the table; the neck and head are raised on a support
+    neck = np.clip((z - t1) / 80.0, 0.0, 1.0)
+    back_y = table_y + np.maximum(back_y - table_y, 0.0) * (0.08 + 0.92 * neck)
     return Contour(z, a, b, 0.6 * sx, back_y + b, fat, float(rng.uniform(8.0, 16.0)), table_y)
 
 
