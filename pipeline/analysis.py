@@ -55,13 +55,19 @@ def labels_from_file(image: Volume, path: Path, subregion_path: Path | None = No
         sub = read_label_map(subregion_path)
         _check_same_grid(image, sub, subregion_path)
         subregions = normalise_subregions(sub.array)
-    present = [int(v) for v in np.unique(labels.array) if v]
+    present = present_labels(labels.array)
     return LabelMaps(
         vertebrae=image.with_array(labels.array, modality="SEG"),
         subregions=subregions,
         confidence=dict.fromkeys(present, 1.0),
         origin={"segmenter": {"name": "given label map", "file": str(path)}},
     )
+
+
+def present_labels(array: NDArray[Any]) -> list[int]:
+    """The non-zero labels of a uint8 label map (bincount: fast on 100 M voxels)."""
+    counts = np.bincount(np.asarray(array, dtype=np.uint8).ravel(), minlength=256)
+    return [int(v) for v in np.flatnonzero(counts) if v]
 
 
 def normalise_subregions(array: NDArray[Any]) -> NDArray[np.uint8]:

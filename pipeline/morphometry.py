@@ -142,7 +142,8 @@ def measure_vertebrae(
 
 def _regions(array: NDArray[np.integer], subregions: NDArray[np.integer] | None) -> list[_Region]:
     max_label = int(array.max(initial=0))
-    boxes = ndimage.find_objects(array.astype(np.int32, copy=False), max_label=max_label)
+    integer = array if array.dtype in (np.uint8, np.int32, np.int64) else array.astype(np.int32)
+    boxes = ndimage.find_objects(integer, max_label=max_label)
     regions = []
     for index, box in enumerate(boxes):
         label = index + 1

@@ -19,13 +19,15 @@ def is_nifti(path: Path) -> bool:
     return path.is_file() and path.name.lower().endswith((".nii", ".nii.gz"))
 
 
-def read_nifti(path: Path, modality: str = "CT", dtype: type[Any] = np.float32) -> Volume:
-    """Read a NIfTI image as a Volume (array in the file's axis order, affine in LPS)."""
+def read_nifti(path: Path, modality: str = "CT", dtype: type[Any] | None = np.float32) -> Volume:
+    """Read a NIfTI image as a Volume (array in the file's axis order, affine in LPS).
+
+    ``dtype`` None keeps the stored type (scaling ignored: for label maps)."""
     import nibabel as nib
 
     try:
         image: Any = nib.load(str(path))
-        array = np.asarray(image.dataobj)
+        array = np.asarray(image.dataobj) if dtype is not None else image.dataobj.get_unscaled()
     except (OSError, ValueError, nib.filebasedimages.ImageFileError) as exc:
         raise InputRejected(f"cannot read NIfTI file {path}: {exc}; is it a .nii(.gz)?") from exc
     if array.ndim == 4 and array.shape[3] == 1:
@@ -36,7 +38,7 @@ def read_nifti(path: Path, modality: str = "CT", dtype: type[Any] = np.float32) 
     if abs(np.linalg.det(affine_ras[:3, :3])) < 1e-9:
         raise InputRejected(f"NIfTI file {path} has a singular affine: no usable geometry")
     return Volume(
-        array=np.asarray(array, dtype=dtype),
+        array=array if dtype is None else np.asarray(array, dtype=dtype),
         affine=LPS_FROM_RAS @ affine_ras,
         modality=modality,
         series_description=path.name,
@@ -45,15 +47,18 @@ def read_nifti(path: Path, modality: str = "CT", dtype: type[Any] = np.float32) 
 
 
 def read_label_map(path: Path) -> Volume:
-    """A VerSe label map (integer labels 0-28) as a Volume of uint8."""
-    volume = read_nifti(path, modality="SEG", dtype=np.float64)
+    """A VerSe label map (integer labels 0-255) as a Volume of uint8."""
+    volume = read_nifti(path, modality="SEG", dtype=None)
     values = volume.array
-    if not np.all(np.isfinite(values)) or np.any(values != np.round(values)):
+    if values.dtype == np.uint8:
+        return volume
+    if not np.issubdtype(values.dtype, np.integer) and (
+        not np.all(np.isfinite(values)) or np.any(values != np.round(values))
+    ):
         raise InputRejected(f"label map {path} holds non-integer values; need VerSe labels")
-    if values.min() < 0 or values.max() > 255:
-        raise InputRejected(
-            f"label map {path} values span {values.min():g}..{values.max():g}; need 0-255"
-        )
+    low, high = values.min(), values.max()
+    if low < 0 or high > 255:
+        raise InputRejected(f"label map {path} values span {low:g}..{high:g}; need 0-255")
     return volume.with_array(values.astype(np.uint8), modality="SEG")
 
 

@@ -108,9 +108,15 @@ def _sample(
     points = np.stack([xx.ravel(), yy.ravel(), zz.ravel(), np.ones(zz.size)])
     index = (np.linalg.inv(volume.affine) @ points)[:3]
     cval = -1024.0 if volume.modality == "CT" else 0.0
+    low = np.clip(np.floor(index.min(axis=1)).astype(int) - 1, 0, None)
+    high = np.minimum(np.ceil(index.max(axis=1)).astype(int) + 2, volume.shape)
+    if np.any(high <= low):
+        return np.full(zz.shape, cval)
+    crop = volume.array[low[0] : high[0], low[1] : high[1], low[2] : high[2]]
     values = ndimage.map_coordinates(
-        np.asarray(volume.array, dtype=np.float32), index, order=order, cval=cval, mode="constant"
-    )
+        np.asarray(crop, dtype=np.float32), index - low[:, None], order=order, cval=cval,
+        mode="constant",
+    )  # fmt: skip
     return np.asarray(values, dtype=np.float64).reshape(zz.shape)
 
 

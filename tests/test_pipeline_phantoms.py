@@ -41,7 +41,7 @@ def test_heights_and_grades_match_phantom_truth() -> None:
         truth = {t.label: t for t in phantom.vertebra_truth}
         for finding in result.vertebrae:
             t = truth.get(finding.label)
-            if t is None:
+            if t is None or finding.label == 26:  # the sacrum is not measured
                 continue
             if not t.complete or not finding.complete:
                 if finding.genant_grade is not None and not t.complete:

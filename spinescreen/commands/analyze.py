@@ -127,11 +127,11 @@ def _load(
 
 
 def _labels_only(path: Path) -> tuple[None, LabelMaps, str, tuple[dict[str, str], ...]]:
-    from pipeline.analysis import VOXEL_AXES_NIFTI, LabelMaps, reject_empty
+    from pipeline.analysis import VOXEL_AXES_NIFTI, LabelMaps, present_labels, reject_empty
     from pipeline.nifti import read_label_map
 
     labels = read_label_map(path)
-    present = [int(v) for v in set(labels.array.ravel().tolist()) if v]
+    present = present_labels(labels.array)
     maps = LabelMaps(
         vertebrae=labels,
         subregions=None,
