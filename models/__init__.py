@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from models.backends import open_backend
+from models.backends import Backend, open_backend
 from models.card import ModelCard, read_card
 from models.grader import Grader, GradeResult
 from models.segmenter import SegmentationResult, Segmenter
 from models.settings import ModelSettings
+from spinescreen.errors import ModelError
 
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "weights"
 
@@ -41,13 +42,22 @@ def model_folder(settings: ModelSettings, kind: str) -> Path:
 
 def load_segmenter(settings: ModelSettings) -> Segmenter:
     """The segmenter from the card in ``<weights_dir>/segmenter`` (checksum verified)."""
-    folder = model_folder(settings, "segmenter")
-    card = read_card(folder)
-    return Segmenter(card, open_backend(card, folder, settings))
+    card, backend = _open(settings, "segmenter")
+    return Segmenter(card, backend)
 
 
 def load_grader(settings: ModelSettings) -> Grader:
     """The grader from the card in ``<weights_dir>/grader`` (checksum verified)."""
-    folder = model_folder(settings, "grader")
+    card, backend = _open(settings, "grader")
+    return Grader(card, backend)
+
+
+def _open(settings: ModelSettings, kind: str) -> tuple[ModelCard, Backend]:
+    folder = model_folder(settings, kind)
     card = read_card(folder)
-    return Grader(card, open_backend(card, folder, settings))
+    if card.kind != kind:
+        raise ModelError(
+            f"model card {folder / 'card.json'} describes a {card.kind}, not a {kind}; "
+            f"put the {kind}'s card and weights in {folder}"
+        )
+    return card, open_backend(card, folder, settings)

@@ -32,9 +32,14 @@ LEVEL_NAMES: dict[int, str] = {
 
 
 def segmenter_architecture(
-    channels: tuple[int, ...] = (16, 32, 64, 128), num_res_units: int = 1
+    channels: tuple[int, ...] = (16, 32, 64, 128), num_res_units: int = 0
 ) -> dict[str, Any]:
-    return {"network": "unet", "channels": list(channels), "num_res_units": num_res_units}
+    return {
+        "network": "unet",
+        "channels": list(channels),
+        "num_res_units": num_res_units,
+        "norm": "batch",
+    }
 
 
 def grader_architecture(
@@ -54,8 +59,8 @@ def build_network(architecture: dict[str, Any]) -> torch.nn.Module:
             out_channels=len(VERTEBRA_LABELS) + SUBREGION_CLASSES,
             channels=channels,
             strides=(2,) * (len(channels) - 1),
-            num_res_units=int(architecture.get("num_res_units", 1)),
-            norm="instance",
+            num_res_units=int(architecture.get("num_res_units", 0)),
+            norm=str(architecture.get("norm", "batch")),
         )
     if kind == "resnet":
         return ResNet(

@@ -20,6 +20,10 @@ from spinescreen.errors import ModelError
 
 log = logging.getLogger(__name__)
 SLIDING_WINDOW_OVERLAP = 0.25
+# Inference window on the model grid: at 3 mm a whole abdominal CT fits in one pass, which
+# costs less than overlapping training-sized windows (the UNet is fully convolutional and
+# uses batch norm, so its output does not depend on the window size).
+INFERENCE_WINDOW = (160, 160, 160)
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,7 @@ class Segmenter:
         with torch.inference_mode():
             logits = sliding_window_inference(
                 x,
-                roi_size=self.card.preprocessing.patch_size,
+                roi_size=inference_window(tuple(x.shape[2:]), self.card.preprocessing.patch_size),
                 sw_batch_size=1,
                 predictor=self.backend,
                 overlap=SLIDING_WINDOW_OVERLAP,
@@ -77,6 +81,15 @@ class Segmenter:
             len(confidence),
         )
         return result
+
+
+def inference_window(grid: tuple[int, ...], patch: tuple[int, int, int]) -> tuple[int, ...]:
+    """Window covering the whole grid up to INFERENCE_WINDOW, never below the training patch;
+    a multiple of 16 so the UNet's down- and up-sampling line up."""
+    return tuple(
+        max(p, min(limit, -(-n // 16) * 16))
+        for n, p, limit in zip(grid, patch, INFERENCE_WINDOW, strict=True)
+    )
 
 
 def decode_segmentation(

@@ -39,7 +39,8 @@ class PreprocessingConfig(_Strict):
 class ArchitectureConfig(_Strict):
     network: Literal["unet", "resnet"]
     channels: list[int] = Field(default_factory=lambda: [16, 32, 64, 128])
-    num_res_units: int = 1
+    num_res_units: int = 0
+    norm: Literal["batch", "instance"] = "batch"
     block_inplanes: list[int] = Field(default_factory=lambda: [16, 32, 64, 128])
     layers: list[int] = Field(default_factory=lambda: [1, 1, 1, 1])
 
@@ -49,6 +50,7 @@ class ArchitectureConfig(_Strict):
                 "network": "unet",
                 "channels": self.channels,
                 "num_res_units": self.num_res_units,
+                "norm": self.norm,
             }
         return {"network": "resnet", "block_inplanes": self.block_inplanes, "layers": self.layers}
 
@@ -96,11 +98,38 @@ def parse_training_config(data: Any, origin: str = "training config") -> Trainin
     try:
         return TrainingConfig.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            key = ".".join(str(p) for p in error["loc"])
-            if error["type"] == "extra_forbidden":
-                problems.append(f"unknown key '{key}'")
-            else:
-                problems.append(f"key '{key}': {error['msg']}")
-        raise ConfigError(f"invalid {origin}: " + "; ".join(problems)) from exc
+        raise ConfigError(f"invalid {origin}: {_problems(exc)}") from exc
+
+
+class EvaluationConfig(_Strict):
+    """An evaluation run (configs/training/evaluation.yaml): weights, data and output."""
+
+    weights_dir: Path | None = Field(
+        None, description="segmenter/ and grader/ cards; null = shipped"
+    )
+    backend: Literal["onnxruntime", "torch"] = "onnxruntime"
+    threads: int = Field(0, ge=0)
+    data: list[SourceConfig]
+    output_dir: Path
+
+
+def load_evaluation_config(path: Path) -> EvaluationConfig:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read evaluation config {path}: {exc}") from exc
+    try:
+        return EvaluationConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid evaluation config {path}: {_problems(exc)}") from exc
+
+
+def _problems(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        key = ".".join(str(p) for p in error["loc"])
+        if error["type"] == "extra_forbidden":
+            problems.append(f"unknown key '{key}'")
+        else:
+            problems.append(f"key '{key}': {error['msg']}")
+    return "; ".join(problems)

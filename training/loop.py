@@ -9,6 +9,7 @@ on CPU it runs in one process.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from training.samplers import CaseStream, GraderBatches, SegmentationBatches, op
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int, float], None]
+LOG_EVERY = 10
 
 
 @dataclass
@@ -68,6 +70,19 @@ def start_runtime(config: TrainingConfig) -> Runtime:
     return Runtime(torch.device("cuda"))
 
 
+def _warmup_cosine(steps: int) -> Callable[[int], float]:
+    """Learning-rate factor: linear warm-up over 5 % of the steps, then cosine to 2 %."""
+    warmup = max(1, steps // 20)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, steps - warmup))
+        return 0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -103,9 +118,7 @@ def train(
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=config.optim.learning_rate, weight_decay=config.optim.weight_decay
     )
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.optim.learning_rate, total_steps=config.optim.steps, pct_start=0.05
-    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(config.optim.steps))
     amp = config.optim.amp and runtime.device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     history, start = History(), 0
@@ -143,6 +156,9 @@ def train(
             log.info("step %d: validation loss %.4f", step, history.val_losses[-1])
         if progress is not None and runtime.main:
             progress(step, config.optim.steps, loss)
+        if runtime.main and step % LOG_EVERY == 0:
+            recent = float(np.mean(history.losses[-LOG_EVERY:]))
+            log.info("step %d/%d: mean loss %.4f", step, config.optim.steps, recent)
         if runtime.main and (
             step % config.optim.checkpoint_every == 0 or step == config.optim.steps
         ):

@@ -1,0 +1,96 @@
+"""Runtime inference: sliding-window segmenter and grader through both backends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models import load_grader, load_segmenter
+from models.networks import VERTEBRA_LABELS
+from models.preprocessing import nearest_indices, resample_labels, target_shape
+from models.segmenter import decode_segmentation, inference_window, keep_largest_components
+from models.settings import ModelSettings
+from training.config import parse_training_config
+from training.datasets.synthetic import SyntheticSource
+from training.export import export_checkpoint
+from training.loop import train
+
+from .test_training_loop import tiny_config
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("weights")
+    for model in ("segmenter", "grader"):
+        checkpoint = train(parse_training_config(tiny_config(model, root / f"run-{model}")))
+        export_checkpoint(checkpoint, root / model)
+    return root
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
+def test_segmenter_returns_labels_on_the_input_grid(weights: Path, backend: str) -> None:
+    settings = ModelSettings(backend=backend, weights_dir=weights, threads=1)  # type: ignore[arg-type]
+    image = SyntheticSource(1, shape=(30, 26, 50)).load(0).image_hu
+    result = load_segmenter(settings).segment(image, (1.5, 1.7, 2.5))
+    assert result.vertebrae.shape == image.shape and result.vertebrae.dtype == np.uint8
+    assert result.subregions.shape == image.shape
+    assert set(np.unique(result.vertebrae)) <= set(VERTEBRA_LABELS)
+    assert set(np.unique(result.subregions)) <= {0, 1, 2}
+    assert set(result.confidence) == set(np.unique(result.vertebrae)) - {0}
+    assert all(0.0 <= c <= 1.0 for c in result.confidence.values())
+
+
+def test_backends_agree_on_the_grade(weights: Path) -> None:
+    case = SyntheticSource(1).load(0)
+    grades = []
+    for backend in ("onnxruntime", "torch"):
+        settings = ModelSettings(backend=backend, weights_dir=weights, threads=1)  # type: ignore[arg-type]
+        grader = load_grader(settings)
+        grades.append(
+            grader.grade(case.image_hu, case.vertebrae, case.subregions, 19, case.spacing_mm)
+        )
+    first, second = grades
+    assert sum(first.grade_probabilities) == pytest.approx(1.0)
+    assert first.fracture_probability == pytest.approx(1.0 - first.grade_probabilities[0])
+    assert set(first.morphology_probabilities) == {"normal", "wedge", "biconcave", "crush"}
+    assert np.allclose(first.grade_probabilities, second.grade_probabilities, atol=1e-4), grades
+
+
+def test_resampling_round_trip_keeps_a_labelled_box() -> None:
+    labels = np.zeros((40, 40, 40), dtype=np.uint8)
+    labels[8:32, 8:32, 8:32] = 20
+    shape = target_shape(labels.shape, (1.0, 1.0, 1.0), (2.0, 2.0, 2.0))
+    assert shape == (20, 20, 20)
+    back = resample_labels(resample_labels(labels, shape), labels.shape)
+    assert back.shape == labels.shape
+    assert np.array_equal(back, labels), "a box on even voxel boundaries must survive 2x and back"
+    assert list(nearest_indices(4, 2)) == [1, 3]
+
+
+def test_largest_component_per_label_drops_islands() -> None:
+    labels = np.zeros((10, 10, 10), dtype=np.uint8)
+    labels[1:5, 1:5, 1:5] = 20  # 64 voxels
+    labels[8, 8, 8] = 20  # island
+    labels[6:8, 1:3, 1:3] = 21
+    kept = keep_largest_components(labels)
+    assert kept[8, 8, 8] == 0
+    assert int((kept == 20).sum()) == 64 and int((kept == 21).sum()) == 8
+
+
+def test_decode_maps_classes_to_verse_labels() -> None:
+    logits = torch.zeros((1, len(VERTEBRA_LABELS) + 3, 4, 4, 4))
+    logits[0, VERTEBRA_LABELS.index(28), :2] = 5.0  # T13
+    logits[0, len(VERTEBRA_LABELS) + 2, :2] = 5.0  # posterior elements
+    vertebrae, subregions, confidence = decode_segmentation(logits)
+    assert set(np.unique(vertebrae)) == {0, 28}
+    assert (subregions[:2] == 2).all() and (subregions[2:] == 0).all()
+    expected = np.exp(5.0) / (np.exp(5.0) + len(VERTEBRA_LABELS) - 1)
+    assert confidence[28] == pytest.approx(expected, rel=1e-5), confidence
+
+
+def test_inference_window_covers_small_grids_in_one_pass() -> None:
+    assert inference_window((137, 137, 107), (64, 64, 64)) == (144, 144, 112)
+    assert inference_window((300, 40, 10), (64, 64, 64)) == (160, 64, 64)

@@ -1,0 +1,106 @@
+"""Evaluation metrics on hand-computed cases."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from training.evaluation import VertebraOutcome, summarise
+from training.metrics import (
+    binary_stats,
+    confusion_matrix,
+    dice_per_label,
+    identify,
+    label_centroids_mm,
+    roc_auc,
+    roc_curve,
+)
+
+
+def test_dice_per_label_by_hand() -> None:
+    truth = np.zeros((4, 4, 4), dtype=np.uint8)
+    predicted = np.zeros_like(truth)
+    truth[0, 0, :4] = 1  # 4 voxels
+    predicted[0, 0, :2] = 1  # 2 overlap
+    predicted[1, 1, :2] = 1  # 2 extra
+    truth[3, 3, 3] = 2  # missed entirely
+    scores = dice_per_label(predicted, truth)
+    assert scores[1] == pytest.approx(0.5), f"dice(1) = {scores[1]}, expected 2*2/(4+4)"
+    assert scores[2] == 0.0
+    assert set(scores) == {1, 2}
+
+
+def test_centroids_go_through_the_affine() -> None:
+    labels = np.zeros((5, 5, 5), dtype=np.uint8)
+    labels[1:4, 2, 4] = 7  # centre voxel (2, 2, 4)
+    affine = np.diag([2.0, 3.0, 4.0, 1.0])
+    affine[:3, 3] = (10.0, 0.0, -5.0)
+    assert label_centroids_mm(labels, affine)[7] == pytest.approx((14.0, 6.0, 11.0))
+
+
+def test_identification_follows_the_verse_20_mm_rule() -> None:
+    predicted = {20: (0.0, 0.0, 0.0), 21: (0.0, 0.0, 30.0)}
+    truth = {20: (0.0, 0.0, 5.0), 21: (0.0, 0.0, 60.0), 22: (0.0, 0.0, 32.0)}
+    result = identify(predicted, truth)
+    assert result.identified == {20: True, 21: False, 22: False}
+    assert result.localisation_mm == pytest.approx({20: 5.0, 21: 30.0})
+    assert result.rate == pytest.approx(1 / 3)
+    assert result.mean_localisation_mm == pytest.approx(17.5)
+    assert identify({}, truth).rate == 0.0
+
+
+def test_binary_stats_and_auc_by_hand() -> None:
+    scores = [0.9, 0.8, 0.4, 0.3, 0.6]
+    truth = [True, True, True, False, False]
+    stats = binary_stats(scores, truth, threshold=0.5)
+    assert (stats.tp, stats.fn, stats.fp, stats.tn) == (2, 1, 1, 1)
+    assert stats.sensitivity == pytest.approx(2 / 3)
+    assert stats.specificity == pytest.approx(1 / 2)
+    assert stats.ppv == pytest.approx(2 / 3)
+    assert stats.npv == pytest.approx(1 / 2)
+    assert stats.auc == pytest.approx(5 / 6), f"AUC {stats.auc}, expected 5 of 6 pairs ordered"
+
+
+def test_auc_counts_ties_as_half_and_is_undefined_for_one_class() -> None:
+    assert roc_auc([0.5, 0.5], [True, False]) == pytest.approx(0.5)
+    assert math.isnan(roc_auc([0.1, 0.2], [False, False]))
+    assert math.isnan(binary_stats([0.1], [False], 0.5).sensitivity)
+
+
+def test_roc_curve_runs_from_origin_to_one() -> None:
+    fpr, tpr = roc_curve([0.9, 0.1, 0.5], [True, False, True])
+    assert (fpr[0], tpr[0]) == (0.0, 0.0)
+    assert (fpr[-1], tpr[-1]) == (1.0, 1.0)
+    assert tpr[2] == 1.0 and fpr[2] == 0.0  # both positives above the negative
+
+
+def test_confusion_matrix_rows_are_truth() -> None:
+    matrix = confusion_matrix([0, 0, 2, 3], [0, 1, 2, 2])
+    assert matrix[0] == [1, 1, 0, 0]
+    assert matrix[2][2] == 1 and matrix[3][2] == 1
+    assert sum(map(sum, matrix)) == 4
+
+
+def _outcome(case: str, label: int, grade: int, p1: float, p2: float) -> VertebraOutcome:
+    return VertebraOutcome(case, label, True, grade, 0.9, True, 2.0, p1, p2, int(p1 >= 0.5))
+
+
+def test_summary_patient_level_takes_the_most_suspicious_vertebra() -> None:
+    outcomes = [
+        _outcome("a", 20, 2, 0.9, 0.8),  # fractured patient, found
+        _outcome("a", 21, 0, 0.1, 0.0),
+        _outcome("b", 20, 0, 0.6, 0.2),  # healthy patient, grade>=1 false alarm
+        _outcome("b", 21, 0, 0.2, 0.1),
+        _outcome("c", 20, 1, 0.3, 0.1),  # grade 1 missed
+    ]
+    summary = summarise(outcomes, ["a", "b", "c"])
+    assert summary["mean_dice"] == pytest.approx(0.9)
+    fracture = summary["fracture"]
+    g1, g2 = fracture["grade>=1"], fracture["grade>=2"]
+    assert g1["patient"]["tp"] == 1 and g1["patient"]["fp"] == 1 and g1["patient"]["fn"] == 1
+    assert g2["patient"]["sensitivity"] == 1.0 and g2["patient"]["specificity"] == 1.0
+    assert g2["vertebra"]["positives"] == 1 and g2["vertebra"]["negatives"] == 4
+    assert fracture["grade1_detected_as_fracture"] == 0.0
+    assert fracture["grade_confusion"][0] == [2, 1, 0, 0]

@@ -1,0 +1,103 @@
+"""Evaluation report: ``evaluation.json``, ``evaluation.md`` and PNG plots in one folder."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from training.plots import plot_bars, plot_confusion, plot_roc
+
+
+def write_report(summary: dict[str, Any], folder: Path, meta: dict[str, Any]) -> Path:
+    """Write the report files; returns the JSON path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = _clean({"meta": meta, "summary": summary})
+    path = folder / "evaluation.json"
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    (folder / "evaluation.md").write_text(render_markdown(summary, meta), encoding="utf-8")
+    if summary.get("dice_per_level"):
+        plot_bars(
+            summary["dice_per_level"], folder / "dice_per_level.png", "Dice per level", "Dice"
+        )
+    fracture = summary.get("fracture")
+    if fracture:
+        curves = {}
+        for name in ("grade>=1", "grade>=2"):
+            for level in ("vertebra", "patient"):
+                fpr, tpr = fracture[name][f"{level}_roc"]
+                curves[f"{name} {level}"] = (fpr, tpr, fracture[name][level]["auc"])
+        plot_roc(curves, folder / "roc.png")
+        plot_confusion(fracture["grade_confusion"], folder / "grade_confusion.png", "Genant grade")
+    return path
+
+
+def _clean(value: Any) -> Any:
+    """NaN -> None so the JSON is standard."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def render_markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
+    lines = ["# Evaluation report", "", "**Not validated on patients.**", ""]
+    lines += [f"- {key}: {value}" for key, value in meta.items()]
+    lines += [
+        "",
+        "## Segmentation and identification",
+        "",
+        f"- Cases: {summary['cases']}, vertebrae: {summary['vertebrae']}",
+        f"- Mean vertebra Dice: {_fmt(summary['mean_dice'])}",
+        f"- Identification rate (VerSe 20 mm rule): {_fmt(summary['identification_rate'])}",
+        f"- Mean localisation error: {_fmt(summary['mean_localisation_error_mm'])} mm",
+        "",
+        "| level | Dice |",
+        "| --- | --- |",
+        *[f"| {k} | {_fmt(v)} |" for k, v in summary["dice_per_level"].items()],
+        "",
+    ]
+    fracture = summary.get("fracture")
+    if fracture:
+        lines += _fracture_lines(fracture)
+    return "\n".join(lines) + "\n"
+
+
+def _fracture_lines(fracture: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Fractures (threshold 0.5 on P(grade >= n); patient = max over vertebrae)",
+        "",
+        f"Graded vertebrae: {fracture['graded_vertebrae']}",
+        "",
+        "| target | level | positives | negatives | sensitivity | specificity | PPV | NPV | AUC |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name in ("grade>=1", "grade>=2"):
+        for level in ("vertebra", "patient"):
+            s = fracture[name][level]
+            cells = [s[k] for k in ("sensitivity", "specificity", "ppv", "npv", "auc")]
+            lines.append(
+                f"| {name} | {level} | {s['positives']} | {s['negatives']} | "
+                + " | ".join(_fmt(c) for c in cells)
+                + " |"
+            )
+    lines += [
+        "",
+        f"Grade 1 vertebrae called fractured: {_fmt(fracture['grade1_detected_as_fracture'])}",
+        "",
+        "Grade confusion (rows true 0-3, columns predicted 0-3):",
+        "",
+        *[f"    {row}" for row in fracture["grade_confusion"]],
+        "",
+    ]
+    return lines
