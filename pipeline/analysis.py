@@ -44,6 +44,7 @@ class LabelMaps:
     subregions: NDArray[np.uint8] | None
     confidence: dict[int, float]
     origin: dict[str, Any] = field(default_factory=dict)  # which model or file made them
+    default_confidence: float = 0.0  # for labels missing from ``confidence`` (given maps: 1)
 
 
 def labels_from_file(image: Volume, path: Path, subregion_path: Path | None = None) -> LabelMaps:
@@ -55,19 +56,13 @@ def labels_from_file(image: Volume, path: Path, subregion_path: Path | None = No
         sub = read_label_map(subregion_path)
         _check_same_grid(image, sub, subregion_path)
         subregions = normalise_subregions(sub.array)
-    present = present_labels(labels.array)
     return LabelMaps(
         vertebrae=image.with_array(labels.array, modality="SEG"),
         subregions=subregions,
-        confidence=dict.fromkeys(present, 1.0),
+        confidence={},
         origin={"segmenter": {"name": "given label map", "file": str(path)}},
+        default_confidence=1.0,
     )
-
-
-def present_labels(array: NDArray[Any]) -> list[int]:
-    """The non-zero labels of a uint8 label map (bincount: fast on 100 M voxels)."""
-    counts = np.bincount(np.asarray(array, dtype=np.uint8).ravel(), minlength=256)
-    return [int(v) for v in np.flatnonzero(counts) if v]
 
 
 def normalise_subregions(array: NDArray[Any]) -> NDArray[np.uint8]:
@@ -110,7 +105,10 @@ def analyze_volume(
     say("measuring vertebral bodies")
     measurements = measure_vertebrae(maps.vertebrae, maps.subregions)
     opinions = _model_opinions(image, maps, measurements, grader, say) if grader else {}
-    findings = _findings(measurements, maps.confidence, opinions)
+    confidence = {
+        m.label: maps.confidence.get(m.label, maps.default_confidence) for m in measurements
+    }
+    findings = _findings(measurements, confidence, opinions)
     grid = image if image is not None else maps.vertebrae
     models = dict(maps.origin)
     if grader is not None:

@@ -127,16 +127,16 @@ def _load(
 
 
 def _labels_only(path: Path) -> tuple[None, LabelMaps, str, tuple[dict[str, str], ...]]:
-    from pipeline.analysis import VOXEL_AXES_NIFTI, LabelMaps, present_labels, reject_empty
+    from pipeline.analysis import VOXEL_AXES_NIFTI, LabelMaps, reject_empty
     from pipeline.nifti import read_label_map
 
     labels = read_label_map(path)
-    present = present_labels(labels.array)
     maps = LabelMaps(
         vertebrae=labels,
         subregions=None,
-        confidence=dict.fromkeys(present, 1.0),
+        confidence={},
         origin={"segmenter": {"name": "given label map (input)", "file": str(path)}},
+        default_confidence=1.0,
     )
     reject_empty(maps)
     return None, maps, VOXEL_AXES_NIFTI, ()
