@@ -73,12 +73,16 @@ class Receiver:
             log.info("non-image instance %s acknowledged and dropped", header.sop_instance_uid)
             return SUCCESS
         digest = hashlib.sha256(file_bytes).hexdigest()
-        if self.store.instance_digest(header.sop_instance_uid) == digest:
-            log.debug("duplicate instance %s: already stored", header.sop_instance_uid)
-            return SUCCESS
         relative = self.spool.relative_path(
             header.study_uid, header.series_uid, header.sop_instance_uid
         )
+        # A file under its final name may be a duplicate; without one the instance is new.
+        if (
+            self.spool.path(relative).exists()
+            and self.store.instance_digest(header.sop_instance_uid) == digest
+        ):
+            log.debug("duplicate instance %s: already stored", header.sop_instance_uid)
+            return SUCCESS
         self.spool.write(relative, file_bytes)
         stored = StoredInstance(
             header=header,

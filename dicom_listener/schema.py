@@ -24,6 +24,8 @@ from sqlalchemy import (
     event,
 )
 
+READ_ONLY = "spinescreen_read_only"  # execution option: a read transaction (deferred BEGIN)
+
 UID = String(64)
 AE = String(16)
 
@@ -140,7 +142,7 @@ def database_engine(url: str | None, sqlite_file: Path) -> Engine:
 
 
 def _configure_sqlite(engine: Engine) -> None:
-    """WAL + synchronous=FULL (a commit is on disk when it returns) + BEGIN IMMEDIATE."""
+    """WAL + synchronous=FULL (a commit is on disk when it returns); writes BEGIN IMMEDIATE."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -153,4 +155,5 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")

@@ -29,6 +29,8 @@ from spinescreen.errors import ConfigError, StoreError
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_VERSION = "unversioned"
+# Largest P-DATA PDU we accept: large PDUs mean fewer Python-level fragments per instance.
+MAX_PDU_BYTES = 4 * 2**20
 
 
 class Listener:
@@ -115,6 +117,7 @@ class Listener:
         ae.add_supported_context(Verification, ALL_TRANSFER_SYNTAXES)
         ae.require_called_aet = False  # the policy checks it and logs why
         ae.maximum_associations = self.config.max_associations + 1000  # policy decides
+        ae.maximum_pdu_size = MAX_PDU_BYTES
         ae.acse_timeout = self.config.acse_timeout_s
         ae.dimse_timeout = self.config.dimse_timeout_s
         ae.network_timeout = self.config.network_timeout_s

@@ -41,6 +41,7 @@ class Spool:
         self.temp = root / TEMP_DIR
         self._known_dirs: set[Path] = set()
         self._dir_lock = threading.Lock()
+        self._dir_sync = DirectorySync()
         try:
             self.temp.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -66,7 +67,7 @@ class Spool:
             finally:
                 os.close(fd)
             os.replace(part, final)
-            _fsync_dir(final.parent)
+            self._dir_sync.sync(final.parent)
         except OSError:
             part.unlink(missing_ok=True)
             raise
@@ -106,6 +107,34 @@ class Spool:
                 new.mkdir(exist_ok=True)
                 _fsync_dir(new.parent)
             self._known_dirs.add(directory)
+
+
+class DirectorySync:
+    """Shared directory fsyncs: renames into one folder from concurrent associations.
+
+    A caller takes a ticket after its rename; a leader fsyncs the folder for every ticket
+    issued before the fsync started, so each caller returns only once its own rename is
+    durable, and concurrent callers share one fsync.
+    """
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._leaders: dict[Path, threading.Lock] = {}
+        self._issued: dict[Path, int] = {}
+        self._synced: dict[Path, int] = {}
+
+    def sync(self, directory: Path) -> None:
+        with self._mutex:
+            ticket = self._issued[directory] = self._issued.get(directory, 0) + 1
+            leader = self._leaders.setdefault(directory, threading.Lock())
+        with leader:
+            with self._mutex:
+                if self._synced.get(directory, 0) >= ticket:
+                    return
+                target = self._issued[directory]
+            _fsync_dir(directory)
+            with self._mutex:
+                self._synced[directory] = target
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from dicom_listener import jobs as job_sql
+from dicom_listener.indexing import GroupCommit, record_instance
 from dicom_listener.records import (
     IndexOutcome,
     InstanceInfo,
@@ -26,9 +27,9 @@ from dicom_listener.records import (
     StudyInfo,
 )
 from dicom_listener.schema import (
+    READ_ONLY,
     database_engine,
     instances,
-    replacements,
     series,
     series_rejections,
     studies,
@@ -59,6 +60,7 @@ class SqlStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._write_lock = threading.Lock()
+        self._group_commit = GroupCommit(self._record_batch)
 
     @classmethod
     def open(cls, database: Path, url: str | None = None) -> SqlStore:
@@ -79,7 +81,7 @@ class SqlStore:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
+        with self.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
             yield conn
 
     def instance_digest(self, sop_instance_uid: str) -> str | None:
@@ -88,12 +90,12 @@ class SqlStore:
             return conn.execute(query).scalar_one_or_none()
 
     def record_instance(self, stored: StoredInstance) -> IndexOutcome:
+        """Index ``stored``; returns once its row is committed (group commit, see below)."""
+        return self._group_commit.submit(stored)
+
+    def _record_batch(self, batch: list[StoredInstance]) -> list[IndexOutcome]:
         with self.write() as conn:
-            outcome = _upsert_instance(conn, stored)
-            if outcome is not IndexOutcome.DUPLICATE:
-                _upsert_series(conn, stored, outcome is IndexOutcome.NEW)
-                _upsert_study(conn, stored)
-            return outcome
+            return [record_instance(conn, stored) for stored in batch]
 
     def indexed_paths(self) -> set[str]:
         with self.read() as conn:
@@ -174,85 +176,6 @@ class SqlStore:
     def instance_count(self) -> int:
         with self.read() as conn:
             return int(conn.execute(select(func.count()).select_from(instances)).scalar_one())
-
-
-def _upsert_instance(conn: Connection, stored: StoredInstance) -> IndexOutcome:
-    header = stored.header
-    uid = header.sop_instance_uid
-    old = conn.execute(
-        select(instances.c.sha256).where(instances.c.sop_instance_uid == uid)
-    ).scalar_one_or_none()
-    values: dict[str, Any] = {
-        "series_uid": header.series_uid,
-        "study_uid": header.study_uid,
-        "sop_class_uid": header.sop_class_uid,
-        "transfer_syntax_uid": header.transfer_syntax_uid,
-        "path": stored.path,
-        "size": stored.size,
-        "sha256": stored.sha256,
-        "calling_ae": stored.calling_ae,
-        "received_at": stored.received_at,
-    }
-    if old is None:
-        conn.execute(insert(instances).values(sop_instance_uid=uid, replacements=0, **values))
-        return IndexOutcome.NEW
-    if old == stored.sha256:
-        return IndexOutcome.DUPLICATE
-    conn.execute(
-        update(instances)
-        .where(instances.c.sop_instance_uid == uid)
-        .values(replacements=instances.c.replacements + 1, **values)
-    )
-    conn.execute(
-        insert(replacements).values(
-            sop_instance_uid=uid,
-            old_sha256=old,
-            new_sha256=stored.sha256,
-            replaced_at=stored.received_at,
-        )
-    )
-    return IndexOutcome.REPLACED
-
-
-def _upsert_series(conn: Connection, stored: StoredInstance, is_new: bool) -> None:
-    header = stored.header
-    where = series.c.series_uid == header.series_uid
-    if conn.execute(select(series.c.series_uid).where(where)).first() is None:
-        conn.execute(
-            insert(series).values(
-                series_uid=header.series_uid,
-                study_uid=header.study_uid,
-                modality=header.modality,
-                sop_class_uid=header.sop_class_uid,
-                image_type="\\".join(header.image_type),
-                series_number=header.series_number,
-                instance_count=1,
-                changed=True,
-            )
-        )
-        return
-    count = series.c.instance_count + (1 if is_new else 0)
-    conn.execute(update(series).where(where).values(instance_count=count, changed=True))
-
-
-def _upsert_study(conn: Connection, stored: StoredInstance) -> None:
-    uid = stored.header.study_uid
-    due_at = stored.received_at + stored.quiet_period_s
-    where = studies.c.study_uid == uid
-    timing = {
-        "state": "open",
-        "calling_ae": stored.calling_ae,
-        "last_instance_at": stored.received_at,
-        "due_at": due_at,
-    }
-    if conn.execute(select(studies.c.study_uid).where(where)).first() is None:
-        conn.execute(
-            insert(studies).values(
-                study_uid=uid, first_received_at=stored.received_at, completions=0, **timing
-            )
-        )
-    else:
-        conn.execute(update(studies).where(where).values(**timing))
 
 
 def _route_changed_series(
