@@ -89,7 +89,7 @@ def _plane(
     z_lo = max(world[:, 2].min(), centroids[:, 2].min() - MARGIN_MM)
     z_hi = min(world[:, 2].max(), centroids[:, 2].max() + MARGIN_MM)
     y_lo = max(world[:, 1].min(), centroids[:, 1].min() - 2 * MARGIN_MM)
-    y_hi = min(world[:, 1].max(), centroids[:, 1].max() + MARGIN_MM)
+    y_hi = min(world[:, 1].max(), centroids[:, 1].max() + 2 * MARGIN_MM)
     z = np.arange(z_lo, z_hi, PIXEL_MM)
     y = np.arange(y_lo, y_hi, PIXEL_MM)
     x = np.interp(z, centroids[order, 2], centroids[order, 0])
