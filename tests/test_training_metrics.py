@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 
-from training.evaluation import VertebraOutcome, summarise
+from models.segmenter import SegmentationResult
+from training.datasets.synthetic import SyntheticSource
+from training.evaluation import VertebraOutcome, evaluate_case, summarise
 from training.metrics import (
     binary_stats,
     confusion_matrix,
@@ -104,3 +107,20 @@ def test_summary_patient_level_takes_the_most_suspicious_vertebra() -> None:
     assert g2["vertebra"]["positives"] == 1 and g2["vertebra"]["negatives"] == 4
     assert fracture["grade1_detected_as_fracture"] == 0.0
     assert fracture["grade_confusion"][0] == [2, 1, 0, 0]
+
+
+def test_evaluation_of_an_oracle_segmentation_is_perfect() -> None:
+    case = SyntheticSource(1, shape=(40, 40, 80)).load(0)  # bodies 14 slices x 2 mm = 28 mm
+    heights = {"anterior": 28.0, "middle": 28.0, "posterior": 28.0}
+    case = dataclasses.replace(
+        case, heights_mm={k: heights for k, g in case.grades.items() if g == 0}
+    )
+    oracle = SegmentationResult(
+        case.vertebrae, case.subregions if case.subregions is not None else case.vertebrae, {}
+    )
+    outcomes = evaluate_case(case, oracle, None)
+    assert [o.dice for o in outcomes] == [1.0] * 5
+    assert all(o.identified for o in outcomes)
+    measured = [o.height_error_mm for o in outcomes if not math.isnan(o.height_error_mm)]
+    assert len(measured) == sum(g == 0 for g in case.grades.values())
+    assert max(measured) < 1.0, f"height error {measured} mm on perfect labels"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -46,6 +46,7 @@ class VertebraOutcome:
     p_grade1: float = math.nan  # P(grade >= 1)
     p_grade2: float = math.nan  # P(grade >= 2)
     predicted_grade: int | None = None
+    height_error_mm: float = math.nan  # mean |predicted - true| over Ha, Hm, Hp
 
 
 @dataclass
@@ -77,6 +78,7 @@ def evaluate_case(
     case: Case, segmentation: SegmentationResult, grader: Grader | None
 ) -> list[VertebraOutcome]:
     dice = dice_per_label(segmentation.vertebrae, case.vertebrae)
+    heights = _predicted_heights(case, segmentation) if case.heights_mm else {}
     truth_centres = case.centroids_mm or label_centroids_mm(case.vertebrae, case.affine)
     truth_centres = {k: v for k, v in truth_centres.items() if k in dice}
     found = identify(label_centroids_mm(segmentation.vertebrae, case.affine), truth_centres)
@@ -91,22 +93,54 @@ def evaluate_case(
             identified=found.identified.get(label, False),
             localisation_mm=found.localisation_mm.get(label, math.nan),
         )
+        match = _best_match(case, segmentation, label)
+        if match in heights and label in case.heights_mm:
+            errors = [abs(heights[match][k] - case.heights_mm[label][k]) for k in heights[match]]
+            outcome = replace(outcome, height_error_mm=float(np.mean(errors)))
         if grader is not None and outcome.complete and outcome.true_grade is not None:
             outcome = _graded(outcome, case, segmentation, grader)
         outcomes.append(outcome)
     return outcomes
 
 
+def _best_match(case: Case, segmentation: SegmentationResult, label: int) -> int:
+    """The predicted label overlapping true vertebra ``label`` most (0 when none does)."""
+    overlap = segmentation.vertebrae[case.vertebrae == label]
+    counts = np.bincount(overlap[overlap > 0], minlength=1)
+    return int(np.argmax(counts)) if counts.sum() else 0
+
+
+def _predicted_heights(case: Case, segmentation: SegmentationResult) -> dict[int, dict[str, float]]:
+    """Heights the pipeline's morphometry measures on the predicted label map."""
+    from pipeline.morphometry import measure_vertebrae
+    from pipeline.types import Volume
+
+    ras_to_lps = np.diag([-1.0, -1.0, 1.0, 1.0])
+    volume = Volume(segmentation.vertebrae, ras_to_lps @ case.affine, modality="SEG")
+    try:
+        measured = measure_vertebrae(volume, segmentation.subregions)
+    except (ValueError, ArithmeticError) as exc:
+        log.warning("morphometry failed on %s: %s", case.case_id, exc)
+        return {}
+    return {
+        m.label: {
+            "anterior": m.heights.anterior,
+            "middle": m.heights.middle,
+            "posterior": m.heights.posterior,
+        }
+        for m in measured
+        if m.heights is not None and m.complete
+    }
+
+
 def _graded(
     outcome: VertebraOutcome, case: Case, segmentation: SegmentationResult, grader: Grader
 ) -> VertebraOutcome:
-    overlap = segmentation.vertebrae[case.vertebrae == outcome.label]
-    counts = np.bincount(overlap[overlap > 0], minlength=1)
-    if counts.sum() == 0:
+    predicted_label = _best_match(case, segmentation, outcome.label)
+    if predicted_label == 0:
         return outcome.__class__(
             **{**asdict(outcome), "p_grade1": 0.0, "p_grade2": 0.0, "predicted_grade": 0}
         )
-    predicted_label = int(np.argmax(counts))
     grade = grader.grade(
         case.image_hu,
         segmentation.vertebrae,
@@ -138,6 +172,13 @@ def summarise(outcomes: list[VertebraOutcome], cases: list[str]) -> dict[str, An
         "identification_rate": _mean([float(o.identified) for o in outcomes]),
         "mean_localisation_error_mm": _mean(located),
     }
+    height_errors = [o.height_error_mm for o in outcomes if not math.isnan(o.height_error_mm)]
+    if height_errors:
+        summary["height_error_mm"] = {
+            "measured": len(height_errors),
+            "mean": _mean(height_errors),
+            "max": float(np.max(height_errors)),
+        }
     graded = [o for o in outcomes if not math.isnan(o.p_grade1) and o.true_grade is not None]
     if graded:
         summary["fracture"] = _fracture_summary(graded, cases)

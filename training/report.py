@@ -62,6 +62,7 @@ def render_markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         f"- Identification rate (VerSe 20 mm rule): {_fmt(summary['identification_rate'])}",
         f"- Mean localisation error: {_fmt(summary['mean_localisation_error_mm'])} mm",
         "",
+        *_height_lines(summary.get("height_error_mm")),
         "| level | Dice |",
         "| --- | --- |",
         *[f"| {k} | {_fmt(v)} |" for k, v in summary["dice_per_level"].items()],
@@ -101,3 +102,14 @@ def _fracture_lines(fracture: dict[str, Any]) -> list[str]:
         "",
     ]
     return lines
+
+
+def _height_lines(heights: dict[str, Any] | None) -> list[str]:
+    if not heights:
+        return ["- Height error: no heights known for these cases", ""]
+    return [
+        f"- Height error (pipeline morphometry on the predicted labels, mean of Ha, Hm, Hp): "
+        f"mean {_fmt(heights['mean'])} mm, max {_fmt(heights['max'])} mm "
+        f"over {heights['measured']} vertebrae",
+        "",
+    ]
