@@ -39,9 +39,8 @@ def write_localizers(
 ) -> list[Path]:
     """A frontal (AP) and a lateral scout, parallel projections along the grid axes."""
     paths = []
-    floor = np.maximum(grid.volume, np.int16(-1000))  # mu >= 0: nothing below air
     for number, (axis, name) in enumerate(((1, "AP"), (0, "LATERAL")), start=1):
-        image, spacing, iop, ipp = _projection(grid, floor, axis)
+        image, spacing, iop, ipp = _projection(grid, axis)
         ds = _localizer_dataset(phantom, identity, number, name)
         ds.ImageOrientationPatient = [f"{v:.6f}".rstrip("0").rstrip(".") for v in iop]
         ds.ImagePositionPatient = [f"{v:.4f}" for v in ipp]
@@ -54,12 +53,15 @@ def write_localizers(
 
 
 def _projection(
-    grid: SliceGrid, hu_above_air: NDArray[np.int16], axis: int
+    grid: SliceGrid, axis: int
 ) -> tuple[NDArray[np.uint16], tuple[float, float], list[float], list[float]]:
-    """Parallel projection of attenuation along grid axis 0 (lateral) or 1 (frontal)."""
+    """Parallel projection of attenuation along grid axis 0 (lateral) or 1 (frontal).
+
+    Sums HU directly (no copy of the volume); noise below -1000 HU in air averages out.
+    """
     step = float(np.linalg.norm(grid.affine_lps[:3, axis]))
-    hu_sum = hu_above_air.sum(axis=axis, dtype=np.int64)  # (in-plane axis, k)
-    count = hu_above_air.shape[axis]
+    hu_sum = grid.volume.sum(axis=axis, dtype=np.int64)  # (in-plane axis, k)
+    count = grid.volume.shape[axis]
     line_integral = MU_WATER_PER_MM * (count + hu_sum / 1000.0) * step
     across = 1 - axis  # the remaining in-plane axis: columns of the scout
     across_spacing = float(np.linalg.norm(grid.affine_lps[:3, across]))
@@ -67,7 +69,7 @@ def _projection(
     k_spacing = float(np.linalg.norm(grid.affine_lps[:3, 2]))
     n_rows = max(2, round((n_k - 1) * k_spacing / across_spacing) + 1)
     image = line_integral[:, ::-1].T  # rows: head (last slice) to feet
-    image = ndimage.zoom(image, (n_rows / n_k, 1.0), order=1)
+    image = ndimage.zoom(np.clip(image, 0.0, None), (n_rows / n_k, 1.0), order=1)
     stored = np.clip(np.rint(image * LOCALIZER_SCALE), 0, 4095).astype(np.uint16)
     row_spacing = (n_k - 1) * k_spacing / (n_rows - 1)
     along = grid.affine_lps[:3, across] / across_spacing

@@ -79,10 +79,10 @@ def write_ct_series(
     """One CT Image Storage file per slice of ``grid``, named ``0001.dcm`` upwards."""
     storage = PixelStorage.for_volume(grid.volume)
     template = ct_series_template(phantom, grid, identity, storage)
-    stored = np.ascontiguousarray(storage.encode(grid.volume).transpose(2, 1, 0))  # (k, r, c)
     paths = []
     for k in range(grid.volume.shape[2]):
-        ds = ct_slice(template, grid, identity, k, stored[k].tobytes())
+        pixels = storage.encode(grid.volume[:, :, k].T)  # (rows, columns)
+        ds = ct_slice(template, grid, identity, k, np.ascontiguousarray(pixels).tobytes())
         if transfer_syntax in _COMPRESSION:
             start_file_meta(ds)
             ds.compress(
@@ -216,13 +216,12 @@ def _iec_body_phantom() -> Dataset:
 
 def body_part_examined(phantom: CTPhantom) -> str:
     """BodyPartExamined (DICOM defined terms) from the field of view's vertebral levels."""
-    named = phantom.params.get("field_of_view", phantom.acquisition.get("field_of_view"))
+    named = phantom.acquisition.get("field_of_view", phantom.params.get("field_of_view"))
     by_name = {
         "chest": "CHEST",
         "abdomen": "ABDOMEN",
         "chest_abdomen_pelvis": "CHESTABDPELVIS",
         "thoracolumbar": "SPINE",
-        "partial": "SPINE",
     }
     if isinstance(named, str) and named.lower() in by_name:
         return by_name[named.lower()]

@@ -25,9 +25,11 @@ from training.phantoms.radiograph_render import (
     BITS_STORED,
     MU_WATER_PER_MM,
     Exposure,
+    Processing,
     attenuation_volume,
     detected_quanta,
     for_presentation,
+    keep_patient_only,
     line_integrals,
     scatter_field,
     upsample,
@@ -40,7 +42,8 @@ from training.phantoms.types import CTPhantom
 __all__ = ["Radiograph", "make_radiograph", "write_radiograph"]
 
 log = logging.getLogger(__name__)
-SAMPLING_MM = 1.25  # ray step and coarse detector sampling, referred to the isocentre
+SAMPLING_MM = 1.25  # coarse detector sampling and volume sampling across the beam
+BEAM_SAMPLING_MM = 2.5  # volume sampling and ray step along the beam
 PIXEL_PITCHES_MM = (0.143, 0.148, 0.16, 0.175, 0.2)
 
 
@@ -54,6 +57,7 @@ class Radiograph:
     image: NDArray[np.uint16]  # BITS_STORED-bit MONOCHROME2, bone bright
     geometry: ProjectionGeometry
     exposure: Exposure
+    processing: Processing
     window_center: float
     window_width: float
     body_part: str  # DICOM BodyPartExamined: "TSPINE", "LSPINE" or "SPINE"
@@ -89,9 +93,10 @@ def make_radiograph(
     magnification = float(rng.uniform(1.15, 1.25))
     pixel = float(rng.choice(PIXEL_PITCHES_MM))
     exposure = _draw_exposure(rng)
+    processing = _draw_processing(rng)
     corners = volume_corners(phantom.image_hu.shape, phantom.affine)
     geometry = make_geometry(view, _isocenter(phantom), corners, sid, magnification, pixel)
-    image, center, width = _render(phantom, geometry, exposure, rng)
+    image, center, width = _render(phantom, geometry, exposure, processing, rng)
     radiograph = Radiograph(
         phantom_id=phantom.phantom_id,
         seed=phantom.seed if seed is None else seed,
@@ -99,6 +104,7 @@ def make_radiograph(
         image=image,
         geometry=geometry,
         exposure=exposure,
+        processing=processing,
         window_center=center,
         window_width=width,
         body_part=_body_part(phantom),
@@ -116,10 +122,12 @@ def make_radiograph(
 
 
 def _draw_exposure(rng: np.random.Generator) -> Exposure:
+    kvp = float(rng.uniform(80.0, 95.0))
     return Exposure(
-        kvp=float(rng.uniform(80.0, 95.0)),
+        kvp=kvp,
+        bone_gain=1.4 + 0.4 * (95.0 - kvp) / 15.0,  # softer beam, more bone contrast
         mas=float(rng.uniform(40.0, 120.0)),
-        photons_per_pixel=float(rng.uniform(2.0e4, 8.0e4)),
+        quanta_behind_body=float(rng.uniform(300.0, 1200.0)),
         scatter_fraction=float(rng.uniform(0.25, 0.45)),
         scatter_sigma_mm=float(rng.uniform(25.0, 45.0)),
         electronic_noise=float(rng.uniform(1.0, 4.0)),
@@ -127,10 +135,25 @@ def _draw_exposure(rng: np.random.Generator) -> Exposure:
     )
 
 
+SCREENED_LEVELS = {f"T{n}" for n in range(4, 14)} | {f"L{n}" for n in range(1, 7)}
+
+
+def _draw_processing(rng: np.random.Generator) -> Processing:
+    return Processing(
+        range_compression=float(rng.uniform(0.75, 0.92)),
+        range_sigma_mm=float(rng.uniform(25.0, 50.0)),
+        detail_gain=float(rng.uniform(0.9, 1.7)),
+        detail_sigma_mm=float(rng.uniform(3.0, 6.0)),
+        gamma=float(rng.uniform(1.4, 2.0)),
+    )
+
+
 def _isocenter(phantom: CTPhantom) -> NDArray[np.float64]:
-    """Spine centre: mean body centroid of the vertebrae, else the volume centre."""
-    if phantom.vertebra_truth:
-        centres = np.array([v.body_centroid_mm for v in phantom.vertebra_truth])
+    """Centre of the screened spine (complete T4-L5 bodies), else of all vertebrae or volume."""
+    screened = [v for v in phantom.vertebra_truth if v.complete and v.level in SCREENED_LEVELS]
+    chosen = screened or list(phantom.vertebra_truth)
+    if chosen:
+        centres = np.array([v.body_centroid_mm for v in chosen])
         return np.asarray(centres.mean(axis=0), dtype=np.float64)
     middle = (np.array(phantom.image_hu.shape, dtype=np.float64) - 1) / 2.0
     return np.asarray(phantom.affine[:3, :3] @ middle + phantom.affine[:3, 3], dtype=np.float64)
@@ -140,18 +163,29 @@ def _render(
     phantom: CTPhantom,
     geometry: ProjectionGeometry,
     exposure: Exposure,
+    processing: Processing,
     rng: np.random.Generator,
 ) -> tuple[NDArray[np.uint16], float, float]:
-    mu, affine = attenuation_volume(phantom.image_hu, phantom.affine, SAMPLING_MM)
+    mu, affine = attenuation_volume(
+        phantom.image_hu,
+        phantom.affine,
+        SAMPLING_MM,
+        geometry.beam_direction,
+        BEAM_SAMPLING_MM,
+        exposure.bone_gain,
+    )
+    keep_patient_only(mu, affine)
     factor = max(1, round(SAMPLING_MM * geometry.magnification / geometry.pixel_mm))
     rows_c, cols_c = (_coarse_centres(n, factor) for n in geometry.shape)
-    integral = line_integrals(mu, affine, geometry, rows_c, cols_c, SAMPLING_MM)
+    integral = line_integrals(mu, affine, geometry, rows_c, cols_c, BEAM_SAMPLING_MM)
     integral += _shoulders(phantom, geometry, exposure, rows_c)[:, None]
     scatter = scatter_field(integral, exposure, factor * geometry.pixel_mm)
     full_integral = upsample(integral, factor, geometry.shape)
     primary = np.exp(-full_integral).astype(np.float32)
-    quanta = detected_quanta(primary, upsample(scatter, factor, geometry.shape), exposure, rng)
-    return for_presentation(quanta, exposure, full_integral > 0.5, geometry.pixel_mm)
+    body = full_integral > 0.5
+    full_scatter = upsample(scatter, factor, geometry.shape)
+    quanta, unattenuated = detected_quanta(primary, full_scatter, body, exposure, rng)
+    return for_presentation(quanta, unattenuated, body, geometry.pixel_mm, processing)
 
 
 def _coarse_centres(size: int, factor: int) -> NDArray[np.float64]:

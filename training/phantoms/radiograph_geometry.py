@@ -120,7 +120,8 @@ def _sized_to(draft: ProjectionGeometry, corners_mm: NDArray[np.float64]) -> Pro
     """Crop the detector to the projected phantom (at most a 43 x 35 cm cassette).
 
     Rows keep only the band every ray crosses in full (the projection of the far face), so
-    the ends of the CT's field of view do not show as dark truncation bands.
+    the ends of the CT's field of view do not show as dark truncation bands. Columns are
+    centred on the central ray (the spine), as a lateral spine film is collimated.
     """
     projected = draft.project(corners_mm) * draft.pixel_mm  # mm from the detector centre
     far = draft.depth(corners_mm) >= np.median(draft.depth(corners_mm))
@@ -129,7 +130,10 @@ def _sized_to(draft: ProjectionGeometry, corners_mm: NDArray[np.float64]) -> Pro
     high = np.minimum(projected.max(axis=0), half)
     low[0] = max(low[0], projected[far, 0].min(), projected[~far, 0].min())
     high[0] = min(high[0], projected[far, 0].max(), projected[~far, 0].max())
-    shape = np.maximum(np.ceil((high - low) / draft.pixel_mm).astype(int), 8)
+    reach = min(half[1], max(-low[1], high[1]))  # columns centred on the spine, air beyond
+    low[1], high[1] = -reach, reach
+    largest = np.floor(np.array(DETECTOR_MAX_MM) / draft.pixel_mm).astype(int)
+    shape = np.clip(np.ceil((high - low) / draft.pixel_mm).astype(int), 8, largest)
     origin = (
         draft.detector_origin_mm + low[0] * draft.row_direction + low[1] * draft.column_direction
     )

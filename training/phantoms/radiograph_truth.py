@@ -17,6 +17,7 @@ from training.phantoms.radiograph_geometry import ProjectionGeometry
 from training.phantoms.types import CTPhantom, Morphology, VertebraTruth
 
 MAX_OUTLINE_POINTS = 200_000  # voxels projected per vertebra (subsampled beyond)
+BODY_REACH_MM = 45.0  # half-size of the box searched around a body centroid
 SHOULDER_LEVELS = ("T1", "T2", "T3")  # hidden behind the shoulders on a lateral view
 
 
@@ -53,12 +54,10 @@ def shoulder_z_mm(phantom: CTPhantom) -> float | None:
 def project_vertebrae(
     phantom: CTPhantom, geometry: ProjectionGeometry
 ) -> tuple[ProjectedVertebra, ...]:
-    boxes = ndimage.find_objects(phantom.vertebrae)
     shoulders = shoulder_z_mm(phantom) if geometry.view == "lateral" else None
     out = []
     for truth in phantom.vertebra_truth:
-        box = boxes[truth.label - 1] if truth.label <= len(boxes) else None
-        outline = _outline(phantom, truth.label, box, geometry)
+        outline = _outline(phantom, truth.label, _search_box(phantom, truth), geometry)
         out.append(_projected(truth, geometry, outline, shoulders))
     return tuple(out)
 
@@ -70,16 +69,12 @@ def _projected(
     shoulders: float | None,
 ) -> ProjectedVertebra:
     names = list(truth.morphometry_points_mm)
-    points = geometry.project(np.array([truth.morphometry_points_mm[n] for n in names]))
+    coords = np.array([truth.morphometry_points_mm[n] for n in names], dtype=np.float64)
+    points = geometry.project(coords) if names else np.zeros((0, 2))
     centroid = np.array(truth.body_centroid_mm, dtype=np.float64)
     magnification = geometry.sid_mm / float(geometry.depth(centroid[None])[0])
     px = {n: (float(p[0]), float(p[1])) for n, p in zip(names, points, strict=True)}
-    heights = {}
-    for where in ("anterior", "middle", "posterior"):
-        top, bottom = (
-            np.array(px.get(f"{e}_{where}", (np.nan, np.nan))) for e in ("superior", "inferior")
-        )
-        heights[where] = float(np.linalg.norm(top - bottom)) * geometry.pixel_mm / magnification
+    heights = _heights_mm(px, geometry.pixel_mm / magnification)
     reason = _hidden_reason(truth, geometry, points, shoulders)
     row, col = geometry.project(centroid[None])[0]
     return ProjectedVertebra(
@@ -99,13 +94,23 @@ def _projected(
     )
 
 
+def _heights_mm(px: dict[str, tuple[float, float]], mm_per_px: float) -> dict[str, float]:
+    """Ha, Hm, Hp between the projected endplate points (only where both points exist)."""
+    heights = {}
+    for where in ("anterior", "middle", "posterior"):
+        top, bottom = px.get(f"superior_{where}"), px.get(f"inferior_{where}")
+        if top is not None and bottom is not None:
+            heights[where] = float(np.hypot(top[0] - bottom[0], top[1] - bottom[1])) * mm_per_px
+    return heights
+
+
 def _hidden_reason(
     truth: VertebraTruth,
     geometry: ProjectionGeometry,
     points: NDArray[np.float64],
     shoulders: float | None,
 ) -> str:
-    if not truth.complete:
+    if not truth.complete or len(points) == 0:
         return "incomplete in the field of view"
     rows, cols = geometry.shape
     inside = (points[:, 0] >= 0) & (points[:, 0] <= rows - 1)
@@ -115,6 +120,20 @@ def _hidden_reason(
     if shoulders is not None and truth.body_centroid_mm[2] > shoulders:
         return "hidden by the shoulders"
     return ""
+
+
+def _search_box(phantom: CTPhantom, truth: VertebraTruth) -> tuple[slice, ...] | None:
+    """Voxel box of +-BODY_REACH_MM around the body centroid (no full-volume scan)."""
+    centre = np.array(truth.body_centroid_mm, dtype=np.float64)
+    offsets = np.array(np.meshgrid(*[[-1.0, 1.0]] * 3, indexing="ij")).reshape(3, -1).T
+    corners = centre + BODY_REACH_MM * offsets
+    inverse = np.linalg.inv(phantom.affine)
+    ijk = corners @ inverse[:3, :3].T + inverse[:3, 3]
+    low = np.maximum(np.floor(ijk.min(axis=0)).astype(int), 0)
+    high = np.minimum(np.ceil(ijk.max(axis=0)).astype(int) + 1, phantom.vertebrae.shape)
+    if np.any(high <= low):
+        return None
+    return tuple(slice(int(a), int(b)) for a, b in zip(low, high, strict=True))
 
 
 def _outline(
