@@ -7,6 +7,7 @@ committed. 0xA700: free disk under the watermark. 0xC210: the dataset cannot be 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import time
@@ -49,6 +50,14 @@ class Receiver:
                 extra=context,
             )
             return CANNOT_UNDERSTAND
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                log.exception(
+                    "C-STORE of %s from %s failed (0xC211)", affected, calling_ae, extra=context
+                )
+                return UNEXPECTED_ERROR
+            log.error("C-STORE of %s refused (0xA700): disk full: %s", affected, exc, extra=context)
+            return OUT_OF_RESOURCES
         except Exception:
             log.exception(
                 "C-STORE of %s from %s failed unexpectedly (0xC211)",

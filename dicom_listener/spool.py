@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 TEMP_DIR = ".tmp"
 SUFFIX = ".dcm"
+MAX_TRACKED_DIRS = 1024
 _SAFE_UID = re.compile(r"^[0-9.]{1,64}$")
 
 
@@ -131,10 +132,20 @@ class DirectorySync:
             with self._mutex:
                 if self._synced.get(directory, 0) >= ticket:
                     return
-                target = self._issued[directory]
+                target = self._issued.get(directory, ticket)
             _fsync_dir(directory)
             with self._mutex:
                 self._synced[directory] = target
+                if len(self._issued) > MAX_TRACKED_DIRS:
+                    self._forget_idle()
+
+    def _forget_idle(self) -> None:
+        """Drop folders with no rename waiting (called with the mutex held)."""
+        for directory in list(self._issued):
+            idle = self._synced.get(directory, 0) >= self._issued[directory]
+            if idle and not self._leaders[directory].locked():
+                del self._issued[directory], self._leaders[directory]
+                self._synced.pop(directory, None)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -215,3 +215,38 @@ def test_spool_names_are_safe() -> None:
     for bad in ("../etc", "..", "a/b", ""):
         name = safe_name(bad)
         assert "/" not in name and name not in (".", "..") and name.startswith("x")
+
+
+def test_group_commit_isolates_a_failing_record() -> None:
+    from concurrent.futures import Future
+
+    from dicom_listener.indexing import GroupCommit
+
+    good, bad = stored(generate_uid(), generate_uid()), stored(generate_uid(), generate_uid())
+    batches: list[int] = []
+
+    def commit(batch: list[StoredInstance]) -> list[IndexOutcome]:
+        batches.append(len(batch))
+        if bad in batch:
+            raise RuntimeError("constraint violated")
+        return [IndexOutcome.NEW] * len(batch)
+
+    group = GroupCommit(commit)
+    futures: list[Future[IndexOutcome]] = [Future(), Future()]
+    group._run([(good, futures[0]), (bad, futures[1])])
+    assert futures[0].result() is IndexOutcome.NEW
+    with pytest.raises(RuntimeError, match="constraint"):
+        futures[1].result()
+    assert batches == [2, 1, 1], f"batch sizes committed: {batches}"
+
+
+def test_concurrent_records_are_all_committed(store: SqlStore) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    study, series = generate_uid(), generate_uid()
+    records = [stored(study, series) for _ in range(40)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(store.record_instance, records))
+    assert outcomes == [IndexOutcome.NEW] * 40
+    assert store.instance_count() == 40
+    assert store.list_series()[0].instance_count == 40
