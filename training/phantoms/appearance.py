@@ -145,7 +145,8 @@ def tissue_image(
     pad = [(0, max(tissue.shape[d] - tex.shape[d], 0)) for d in range(3)]
     tex = np.pad(tex, pad, mode="edge")
     hu += look.tissue_texture[tissue] * tex
-    sigma = [look.soft_blur_mm / s / 2.355 for s in coarse_spacing]
+    # at least 0.6 coarse voxel, so the coarse grid's staircases melt into the edge profile
+    sigma = [max(look.soft_blur_mm / s / 2.355, 0.6) for s in coarse_spacing]
     hu = ndimage.gaussian_filter(hu, sigma, truncate=2.5)
     if look.bias_hu > 0:
         coarse = rng.standard_normal((4, 4, 4)).astype(np.float32)

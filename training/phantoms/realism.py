@@ -118,7 +118,15 @@ def phantom_sections(phantom: CTPhantom) -> dict[str, tuple[NDArray[np.float32],
     image = phantom.image_hu
     sagittal = image[int(i), :, :].T[::-1].astype(np.float32)  # rows: superior at top
     axial = image[:, :, int(k)].T.astype(np.float32)  # rows: anterior at top, patient left right
-    return {"sagittal": (sagittal, sz / sy), "axial": (axial, sy / sx)}
+    l3 = next((v for v in phantom.vertebra_truth if v.level == "L3"), target)
+    ci, cj, ck = np.rint(np.linalg.inv(phantom.affine) @ np.array([*l3.body_centroid_mm, 1.0]))[:3]
+    hj, hk = round(55.0 / sy), round(55.0 / sz)
+    zoom = image[int(ci), max(int(cj) - hj, 0) : int(cj) + hj, max(int(ck) - hk, 0) : int(ck) + hk]
+    return {
+        "sagittal": (sagittal, sz / sy),
+        "axial": (axial, sy / sx),
+        "sagittal_zoom": (zoom.T[::-1].astype(np.float32), sz / sy),
+    }
 
 
 def real_sections() -> dict[str, tuple[NDArray[np.float32], float]]:
@@ -159,6 +167,17 @@ def radiograph_image(phantom: CTPhantom) -> NDArray[np.float32] | None:
     return np.asarray(radiograph.image, np.float32)
 
 
+def crop_to_body(image: NDArray[np.float32], margin: int = 8) -> NDArray[np.float32]:
+    """The image cropped to its non-air extent (body and table)."""
+    body = image > -500.0
+    rows, cols = np.nonzero(body.any(axis=1))[0], np.nonzero(body.any(axis=0))[0]
+    if rows.size == 0 or cols.size == 0:
+        return image
+    r0, r1 = max(rows[0] - margin, 0), min(rows[-1] + margin + 1, image.shape[0])
+    c0, c1 = max(cols[0] - margin, 0), min(cols[-1] + margin + 1, image.shape[1])
+    return image[r0:r1, c0:c1]
+
+
 def save_panels(
     panels: dict[str, tuple[NDArray[np.float32], float]],
     path: Path,
@@ -171,7 +190,8 @@ def save_panels(
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 5.2))
-    for ax, (title, (image, aspect)) in zip(np.atleast_1d(axes), panels.items(), strict=True):
+    for ax, (title, (full, aspect)) in zip(np.atleast_1d(axes), panels.items(), strict=True):
+        image = full if "radiograph" in title else crop_to_body(full)
         vmin, vmax = window if "radiograph" not in title else np.percentile(image, [1, 99])
         ax.imshow(image, cmap="gray", vmin=vmin, vmax=vmax, aspect=aspect, interpolation="bilinear")
         ax.set_title(title, fontsize=10)
@@ -187,24 +207,29 @@ def write_report(out: Path, seed: int, overview: Path | None) -> dict[str, Any]:
     stats = tissue_stats(phantom, tissues)
     mine = phantom_sections(phantom)
     real = real_sections()
+    real_sagittal = {k: v for k, v in real.items() if "sagittal" in k}
+    real_axial = {k: v for k, v in real.items() if "axial" in k}
+    zoom = {"phantom sagittal L3 (zoom)": mine["sagittal_zoom"]}
     save_panels(
-        {
-            "phantom sagittal": mine["sagittal"],
-            **{k: v for k, v in real.items() if "sagittal" in k},
-        },
+        {"phantom sagittal": mine["sagittal"], **zoom, **real_sagittal},
         out / "phantom_sagittal.png",
     )
     save_panels(
-        {"phantom axial L1": mine["axial"], **{k: v for k, v in real.items() if "axial" in k}},
+        {"phantom axial L1": mine["axial"], **real_axial},
         out / "phantom_axial.png",
         window=(-200.0, 400.0),
     )
+    panels = {
+        "phantom sagittal": mine["sagittal"],
+        **zoom,
+        **real_sagittal,
+        "phantom axial L1": mine["axial"],
+        **{k: v for k, v in real_axial.items() if "TotalSegmentator" in k},
+    }
     drr = radiograph_image(phantom)
-    panels = {"phantom sagittal": mine["sagittal"], "phantom axial L1": mine["axial"]}
     if drr is not None:
         save_panels({"phantom lateral radiograph": (drr, 1.0)}, out / "phantom_radiograph.png")
         panels["phantom lateral radiograph"] = (drr, 1.0)
-    panels.update({k: v for k, v in real.items() if "TotalSegmentator" in k or "sagittal" in k})
     if overview is not None:
         save_panels(panels, overview, dpi=55)
     return {"phantom_id": phantom.phantom_id, "stats": stats, "real": sorted(real)}

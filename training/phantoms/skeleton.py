@@ -69,12 +69,18 @@ def rib_path(v: PlacedVertebra, side: float, number: int, contour: Contour, reac
     tubercle = v.centre + v.frame @ np.array([tp_u, -0.5 * s.depth - 0.9 * s.canal_depth, 0.2 * h])
     xc, yc, a, b = contour.at(float(tubercle[2]))
     inner_a, inner_b = a - contour.fat - 0.6 * contour.wall, b - contour.fat - 0.6 * contour.wall
-    start = float(np.arcsin(np.clip(abs(tubercle[0] - xc) / inner_a, 0.0, 0.95))) + 0.25
+    lateral = abs(float(tubercle[0]) - xc) + 22.0
+    start = float(np.arcsin(np.clip(lateral / inner_a, 0.0, 0.95)))
     phis = np.linspace(start, max(reach, start + 0.2), 14)
     drop = (18.0 + 2.5 * min(number, 10)) * ((phis - start) / max(np.pi - start, 0.1)) ** 1.2
     # x = +R is the patient's right; ``side`` = +1 is the vertebra's e_u side (right at rest)
+    back = float(tubercle[1]) - 14.0  # the rib angle lies just behind the transverse process
     arc = np.stack(
-        [xc + side * inner_a * np.sin(phis), yc - inner_b * np.cos(phis), tubercle[2] - drop],
+        [
+            xc + side * inner_a * np.sin(phis),
+            np.maximum(yc - inner_b * np.cos(phis), back),
+            tubercle[2] - drop,
+        ],
         axis=1,
     )
     return np.vstack([head, tubercle, arc])

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import ndimage
 
 from training.phantoms.anatomy import LevelShape, PlacedVertebra
 from training.phantoms.grid import F32, F64, Box, Grid, capsule, local_coords, occupancy, sub_box
@@ -75,11 +76,11 @@ def posterior_capsules(s: LevelShape, body: BodyModel) -> list[tuple[F64, F64, f
         out += [
             (ped_a, ped_b, pr, 1.5),
             (ped_b, lam_b, 2.6 + 0.06 * h, 2.2),
-            (ped_b, tp, 3.0 + 0.05 * h, 1.2),
-            (ped_b, facet_sup, 3.5, 1.0),
-            (ped_b + np.array([0, -3.0, 0]), facet_inf, 3.5, 1.0),
+            (ped_b, tp, 2.4 + 0.04 * h, 1.7),
+            (ped_b, facet_sup, 4.0, 1.0),
+            (ped_b + np.array([0, -3.0, 0]), facet_inf, 4.0, 1.0),
         ]
-    out.append((np.array([0.0, v_lam, -0.05 * h]), tip, 2.5 + 0.05 * h, 2.0 if tv < 0.5 else 1.4))
+    out.append((np.array([0.0, v_lam, -0.05 * h]), tip, 2.5 + 0.05 * h, 3.0 if tv < 0.5 else 1.6))
     if s.level == "C2":  # dens
         out.append((np.array([0, 0.2 * body.b, 0.4 * h]), np.array([0, 0.2 * body.b, h + 8]), 5, 1))
     return out
@@ -134,7 +135,7 @@ def render_vertebra(
             vol.grid, box, placed.centre, placed.frame, body_sdf, osteophyte_capsules(body), u, v, w
         )
     post = union_capsules(vol.grid, box, placed.centre, placed.frame, post, caps, u, v, w)
-    hu = _bone_hu(body, body_sdf, post, u, v, w, look, sclerosis)
+    hu = _bone_hu(body, body_sdf, post, (u, v, w), inner, look, sclerosis)
     sdf = np.minimum(body_sdf, post)
     _composite(vol, box, sdf, hu, look.edge_mm)
     inside = sdf < 0
@@ -173,14 +174,18 @@ def _bone_hu(
     body: BodyModel,
     body_sdf: F32,
     post: F32,
-    u: F32,
-    v: F32,
-    w: F32,
+    uvw: tuple[F32, F32, F32],
+    inner: Box | None,
     look: BoneLook,
     sclerosis: bool,
 ) -> F32:
+    u, v, w = uvw
     shell = np.clip(1.0 + body_sdf / np.float32(look.cortical_mm), 0.0, 1.0)
-    hu_body = look.trabecular + (look.cortical - look.trabecular) * shell
+    grain = np.zeros(u.shape, np.float32)
+    if inner is not None:
+        amplitude = np.float32(0.3 * abs(look.trabecular) + 15.0)
+        grain[inner] = amplitude * trabecular_texture(u[inner], v[inner], w[inner])
+    hu_body = look.trabecular + grain + (look.cortical - look.trabecular - grain) * shell
     if sclerosis:
         top, bottom = body.surfaces(u, v)
         near = np.minimum(np.abs(w - top), np.abs(w - bottom))
@@ -188,9 +193,23 @@ def _bone_hu(
     if body.deformation.kind != "normal":  # compacted trabeculae under the fractured endplate
         top, _ = body.surfaces(u, v)
         hu_body = hu_body + 120.0 * np.clip(1.0 - np.abs(w - top) / 5.0, 0.0, 1.0)
-    marrow = look.trabecular + 60.0
-    hu_post = marrow + (look.posterior_cortical - marrow) * np.clip(1.0 + post / 1.6, 0.0, 1.0)
+    marrow = look.trabecular + 0.35 * (look.posterior_cortical - look.trabecular)
+    hu_post = marrow + (look.posterior_cortical - marrow) * np.clip(1.0 + post / 2.0, 0.0, 1.0)
     return np.where(body_sdf <= post, hu_body, hu_post).astype(np.float32)
+
+
+_TEXTURE = np.random.default_rng(20261128).standard_normal((32, 32, 32)).astype(np.float32)
+_TEXTURE = ndimage.gaussian_filter(_TEXTURE, 0.9, mode="wrap")
+_TEXTURE /= _TEXTURE.std()
+
+
+def trabecular_texture(u: F32, v: F32, w: F32, cell_mm: float = 0.7) -> F32:
+    """Unit-SD trabecular grain (about 2 mm), a fixed periodic field sampled in local mm."""
+    n = _TEXTURE.shape[0]
+    iu = (u / np.float32(cell_mm)).astype(np.int32) % n
+    iv = (v / np.float32(cell_mm)).astype(np.int32) % n
+    iw = (w / np.float32(cell_mm)).astype(np.int32) % n
+    return _TEXTURE[iu, iv, iw]
 
 
 def _composite(vol: Volumes, box: Box, sdf: F32, hu: F32 | float, edge_mm: float) -> None:
