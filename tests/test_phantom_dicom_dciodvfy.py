@@ -41,3 +41,17 @@ def test_dcentvfy_finds_the_study_consistent(tmp_path: Path) -> None:
     files = write_ct_study(phantom, tmp_path)
     messages = validator_messages("dcentvfy", *files)
     assert not messages, f"dcentvfy: {messages}"
+
+
+@pytest.mark.parametrize("contrast", [False, True], ids=["plain", "contrast"])
+def test_dciodvfy_on_a_generated_phantom(tmp_path: Path, contrast: bool) -> None:
+    from training.phantoms import PhantomParams, make_ct_phantom
+
+    params = PhantomParams(
+        matrix=80, pixel_spacing_mm=5.0, slice_thickness_mm=5.0, slice_count=12, contrast=contrast
+    )
+    files = write_ct_study(make_ct_phantom(8, params), tmp_path, "jpeg2000")
+    for path in (files[0], *[p for p in files if p.parent.name != "CT"]):
+        messages = validator_messages("dciodvfy", path)
+        assert not messages, f"dciodvfy on {path.parent.name}/{path.name}: {messages}"
+    assert not validator_messages("dcentvfy", *files), "dcentvfy found inconsistencies"
