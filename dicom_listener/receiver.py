@@ -10,7 +10,9 @@ from __future__ import annotations
 import errno
 import hashlib
 import logging
+import threading
 import time
+from collections import Counter
 from typing import Any
 
 from dicom_listener.instance import is_image_storage, read_header
@@ -33,12 +35,28 @@ class Receiver:
         self.config = config
         self.spool = spool
         self.store = store
+        self._counts: dict[int, Counter[int]] = {}
+        self._counts_lock = threading.Lock()
 
     def handle_store(self, event: Any) -> int:
         """EVT_C_STORE handler; never raises."""
         calling_ae = str(event.assoc.requestor.ae_title).strip()
         affected = str(getattr(event.request, "AffectedSOPInstanceUID", ""))
         context = {"calling_ae": calling_ae, "sop_instance_uid": affected}
+        status = self._status(event, calling_ae, affected, context)
+        self._count(event.assoc, status)
+        return status
+
+    def association_summary(self, assoc: Any) -> Counter[int]:
+        """Statuses answered on ``assoc`` so far (forgotten after this call)."""
+        with self._counts_lock:
+            return self._counts.pop(id(assoc), Counter())
+
+    def _count(self, assoc: Any, status: int) -> None:
+        with self._counts_lock:
+            self._counts.setdefault(id(assoc), Counter())[status] += 1
+
+    def _status(self, event: Any, calling_ae: str, affected: str, context: dict[str, str]) -> int:
         try:
             return self._store(event, calling_ae)
         except InputRejected as exc:
@@ -78,6 +96,13 @@ class Receiver:
             return OUT_OF_RESOURCES
         file_bytes: bytes = event.encoded_dataset(include_meta=True)
         header = read_header(file_bytes, str(event.context.transfer_syntax))
+        if header.sop_instance_uid != str(event.request.AffectedSOPInstanceUID):
+            log.warning(
+                "dataset SOP Instance UID %s differs from the C-STORE request's %s; "
+                "indexed under the dataset's",
+                header.sop_instance_uid,
+                event.request.AffectedSOPInstanceUID,
+            )
         if not self.config.store_non_image and not is_image_storage(header.sop_class_uid):
             log.info("non-image instance %s acknowledged and dropped", header.sop_instance_uid)
             return SUCCESS

@@ -70,6 +70,8 @@ class Listener:
             (evt.EVT_C_ECHO, _on_echo),
             (evt.EVT_C_STORE, self.receiver.handle_store),
             (evt.EVT_REQUESTED, self._on_requested),
+            (evt.EVT_RELEASED, self._on_finished),
+            (evt.EVT_ABORTED, self._on_finished),
         ]
         try:
             self._server = ae.start_server(
@@ -144,6 +146,19 @@ class Listener:
         )
         assoc.acse.send_reject(refusal.result, refusal.source, refusal.diagnostic)
         assoc.kill()
+
+    def _on_finished(self, event: Any) -> None:
+        counts = self.receiver.association_summary(event.assoc)
+        if not counts:
+            return
+        log.info(
+            "association from %s %s: %d instance(s) acknowledged, %d refused",
+            str(event.assoc.requestor.ae_title).strip(),
+            event.event.name.removeprefix("EVT_").lower(),
+            counts[0x0000],
+            sum(counts.values()) - counts[0x0000],
+            extra={"calling_ae": str(event.assoc.requestor.ae_title).strip()},
+        )
 
 
 def _on_echo(event: Any) -> int:
