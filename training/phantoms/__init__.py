@@ -3,6 +3,13 @@
 Public API: :class:`PhantomParams`, :func:`make_ct_phantom`, :func:`write_ct_nifti` and the
 result types :class:`CTPhantom` and :class:`VertebraTruth`. The generator is deterministic:
 the same ``(seed, params)`` gives bit-identical arrays.
+
+Module map: ``params`` (knobs), ``subject`` (random draws), ``anatomy`` (level tables, spine
+frames), ``vertebral_body`` (analytic body, exact heights), ``fractures`` (grading rule,
+deformities, confounders), ``spine`` / ``skeleton`` (bone rasterisation), ``torso`` /
+``organs`` (coarse soft tissue), ``appearance`` / ``artefacts`` (HU, noise, streaks),
+``truth``, ``nifti`` (writer), ``realism`` (report). The Genant grading rule of the ground
+truth is documented in :mod:`training.phantoms.fractures`.
 """
 
 from training.phantoms.generator import make_ct_phantom

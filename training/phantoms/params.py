@@ -6,7 +6,7 @@ exactly. :func:`parse_fracture` reads the CLI form ``LEVEL:GRADE:TYPE`` (``L1:2:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from spinescreen.errors import ConfigError
@@ -97,7 +97,6 @@ class PhantomParams:
     confounders: bool = True  # allow Schmorl nodes, osteophytes, sclerosis, disc narrowing
     variants: bool = True  # allow 11/13 rib pairs, T13, L6 (transitional vertebrae)
     streaks: bool = True  # beam-hardening-like streaks near dense bone
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.mode not in ("realistic", "randomized"):

@@ -172,9 +172,18 @@ def draw_sacrum(
     height = 26.0
     centre = s1_top - s1_frame[:, 2] * 0.5 * height
     body = BodyModel(width, depth, height, 1.0, 0.8, 0.5)
-    ext = np.array([width + 20.0, depth + 40.0, 125.0])
-    lo, hi = centre - np.abs(s1_frame) @ ext, centre + np.abs(s1_frame) @ ext
-    box = vol.grid.box(lo, hi)
+    lo_local = np.array([-(0.5 * width + 58.0), -(0.5 * depth + 45.0), -128.0])
+    hi_local = np.array([0.5 * width + 58.0, 0.5 * depth + 4.0, 0.5 * height + 4.0])
+    corners = np.array(
+        [
+            [x, y, z]
+            for x in (lo_local[0], hi_local[0])
+            for y in (lo_local[1], hi_local[1])
+            for z in (lo_local[2], hi_local[2])
+        ]
+    )
+    world = corners @ s1_frame.T + centre
+    box = vol.grid.box(world.min(axis=0), world.max(axis=0))
     if box is None:
         return Raster()
     u, v, w = local_coords(vol.grid, box, centre, s1_frame)

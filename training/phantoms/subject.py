@@ -99,8 +99,7 @@ def draw_subject(rng: np.random.Generator, p: PhantomParams) -> Subject:
     shapes = [level_shape(name, index, size, rng) for name, index in levels]
     present = {s.level for s in shapes}
     requests = p.fractures if p.fractures is not None else draw_fractures(rng, present)
-    missing = [f.level for f in requests if f.level not in present]
-    requests = [f for f in requests if f.level in present]
+    requests = [f for f in requests if f.level in present]  # T4-L5 are always present
     hu = 226.0 - 2.5 * (age - 25.0) + 30.0 * float(rng.standard_normal()) - 15.0 * len(requests)
     hu = float(np.clip(hu, 40.0, 280.0)) if p.trabecular_hu is None else p.trabecular_hu
     confounders = {
@@ -117,7 +116,6 @@ def draw_subject(rng: np.random.Generator, p: PhantomParams) -> Subject:
         for s in shapes
     }
     ribs = _rib_scales(rng, shapes, p.variants)
-    del missing
     return Subject(
         age,
         habitus,
