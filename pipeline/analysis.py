@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.grading import ModelOpinion, fuse, grade_vertebra
+from pipeline.grading import MAX_GRADING_STEP_MM, ModelOpinion, fuse, grade_vertebra
 from pipeline.levels import are_adjacent
 from pipeline.morphometry import VertebraMeasurement, measure_vertebrae
 from pipeline.nifti import read_label_map
@@ -153,6 +153,13 @@ def _findings(
         }
         if m.heights is None or not m.complete:
             findings.append(Finding(**base))
+            continue
+        if m.axial_step_mm is not None and m.axial_step_mm > MAX_GRADING_STEP_MM:
+            note = (
+                f"not graded: {m.axial_step_mm:.1f} mm sampling along the spine "
+                f"(> {MAX_GRADING_STEP_MM:g} mm); heights are uncertain by about that much"
+            )
+            findings.append(Finding(**base | {"note": note}, heights=m.heights))
             continue
         neighbours = [
             hp

@@ -98,6 +98,9 @@ class VertebraMeasurement:
     frame: VertebraFrame | None = None
     heights: Heights | None = None
     depth_mm: float | None = None
+    # the image's sampling interval along the vertebra's superior axis (slice spacing, for
+    # axial CT): heights are uncertain by about this much
+    axial_step_mm: float | None = None
     # endplate points (LPS mm) on the midline: "<anterior|middle|posterior>_<superior|inferior>"
     endplate_points_mm: dict[str, tuple[float, float, float]] | None = None
     note: str = ""
@@ -297,6 +300,7 @@ class _MaskSampler:
         self._values = mask.astype(np.float32)
         self._offset = region.offset
         self._inverse = np.linalg.inv(labels.affine)
+        self.voxel_axes = labels.affine[:3, :3]  # columns: one voxel step along i, j, k (mm)
 
     def __call__(self, points_mm: NDArray[np.float64]) -> NDArray[np.float64]:
         flat = points_mm.reshape(-1, 3)
@@ -333,6 +337,7 @@ def _measure_heights(
         heights=Heights(**heights),
         depth_mm=float(depth),
         endplate_points_mm=points,
+        axial_step_mm=float(np.max(np.abs(sampler.voxel_axes.T @ frame.superior))),
     )
 
 

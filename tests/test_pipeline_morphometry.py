@@ -156,3 +156,14 @@ def test_real_tptbox_l3_is_complete_and_normal() -> None:
     for name in ("anterior", "middle", "posterior"):
         assert 20.0 < getattr(l3.heights, name) < 35.0, l3.heights
     assert not by_level["L2"].complete and not by_level["L4"].complete
+
+
+def test_thick_slices_are_measured_but_not_graded() -> None:
+    labels, sub, affine = spine_label_map(WEDGE_STACK, (0.8, 0.8, 4.0))
+    result, measured = analyze_volume(
+        None, LabelMaps(Volume(labels, affine, modality="SEG"), sub, {})
+    )
+    l1 = next(f for f in result.vertebrae if f.level == "L1")
+    assert l1.complete and l1.heights is not None and l1.genant_grade is None
+    assert "not graded: 4.0 mm sampling" in l1.note, l1.note
+    assert next(m for m in measured if m.label == 20).axial_step_mm == pytest.approx(4.0, abs=0.05)
