@@ -185,8 +185,9 @@ def test_uids_are_consistent_and_deterministic(tmp_path: Path, phantom: CTPhanto
     for path, ds in zip(first, datasets, strict=True):
         series[path.parent.name].add(ds.SeriesInstanceUID)
         assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
-    assert {k: len(v) for k, v in series.items()} == {"CT": 1, "LOCALIZER": 1, "DOSE": 1}
-    assert len(set.union(*series.values())) == 3, "each object kind in its own series"
+    expected = {"CT": 1, "LOCALIZER": 1, "DOSE": 1, "DOSE_SR": 1}
+    assert {k: len(v) for k, v in series.items()} == expected
+    assert len(set.union(*series.values())) == 4, "each object kind in its own series"
     other = write_ct_study(replace(phantom, seed=12), tmp_path / "c", include_extras=False)
     assert pydicom.dcmread(other[0]).StudyInstanceUID != datasets[0].StudyInstanceUID
 
@@ -222,3 +223,32 @@ def test_bad_arguments_are_refused(tmp_path: Path, phantom: CTPhantom) -> None:
     sheared[:3, 1] += 0.3 * sheared[:3, 0]
     with pytest.raises(GeometryError, match="orthogonal"):
         write_ct_study(replace(phantom, affine=sheared), tmp_path)
+
+
+def test_dose_sr_reports_the_ct_dose_of_this_study(tmp_path: Path, phantom: CTPhantom) -> None:
+    write_ct_study(phantom, tmp_path)
+    sr = pydicom.dcmread(tmp_path / "DOSE_SR" / "0001.dcm")
+    assert sr.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.67", "X-Ray Radiation Dose SR"
+    assert sr.ContentTemplateSequence[0].TemplateIdentifier == "10011"
+    values = {}
+    for item in _walk(sr.ContentSequence):
+        name = item.ConceptNameCodeSequence[0].CodeMeaning
+        if item.ValueType == "NUM":
+            values[name] = float(item.MeasuredValueSequence[0].NumericValue)
+        elif item.ValueType == "UIDREF":
+            values[name] = item.UID
+    ct = pydicom.dcmread(tmp_path / "CT" / "0001.dcm")
+    assert values["Study Instance UID"] == ct.StudyInstanceUID
+    length_cm = phantom.image_hu.shape[2] * phantom.spacing_mm[2] / 10.0
+    expected_dlp = float(ct.CTDIvol) * length_cm
+    assert abs(values["DLP"] - expected_dlp) < 0.01, f"DLP {values['DLP']} vs {expected_dlp}"
+    assert values["Mean CTDIvol"] == float(ct.CTDIvol)
+
+
+def _walk(items: pydicom.Sequence) -> list[pydicom.Dataset]:
+    found = []
+    for item in items:
+        found.append(item)
+        if "ContentSequence" in item:
+            found += _walk(item.ContentSequence)
+    return found

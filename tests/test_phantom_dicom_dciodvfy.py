@@ -14,6 +14,16 @@ from training.phantoms.dicom_writer import write_ct_study
 pytestmark = pytest.mark.integration
 
 
+# dcentvfy files AccessionNumber under the Series IE for the X-Ray Radiation Dose SR IOD and
+# under Study for the image IODs, and warns about that difference even when values agree.
+IE_QUIRK = "Different information entities for attribute - Element=<AccessionNumber>"
+
+
+def entity_problems(*paths: Path) -> list[str]:
+    """dcentvfy messages across a study, without its AccessionNumber IE quirk."""
+    return [m for m in validator_messages("dcentvfy", *paths) if IE_QUIRK not in m]
+
+
 def validator_messages(tool: str, *paths: Path) -> list[str]:
     executable = require_tool(tool, "dicom3tools")
     done = subprocess.run(
@@ -28,7 +38,7 @@ def test_dciodvfy_reports_no_errors_or_warnings(tmp_path: Path, syntax: str) -> 
     phantom = make_toy_phantom(shape=(48, 40, 12), spacing=(6.0, 5.0, 15.0))
     files = write_ct_study(phantom, tmp_path, syntax)  # type: ignore[arg-type]
     picked = [files[0], files[-4], *[p for p in files if p.parent.name != "CT"]]
-    assert {p.parent.name for p in picked} == {"CT", "LOCALIZER", "DOSE"}
+    assert {p.parent.name for p in picked} == {"CT", "LOCALIZER", "DOSE", "DOSE_SR"}
     for path in picked:
         messages = validator_messages("dciodvfy", path)
         errors = [m for m in messages if m.startswith("Error")]
@@ -39,7 +49,7 @@ def test_dciodvfy_reports_no_errors_or_warnings(tmp_path: Path, syntax: str) -> 
 def test_dcentvfy_finds_the_study_consistent(tmp_path: Path) -> None:
     phantom = make_toy_phantom(shape=(48, 40, 12), spacing=(6.0, 5.0, 15.0))
     files = write_ct_study(phantom, tmp_path)
-    messages = validator_messages("dcentvfy", *files)
+    messages = entity_problems(*files)
     assert not messages, f"dcentvfy: {messages}"
 
 
@@ -54,4 +64,4 @@ def test_dciodvfy_on_a_generated_phantom(tmp_path: Path, contrast: bool) -> None
     for path in (files[0], *[p for p in files if p.parent.name != "CT"]):
         messages = validator_messages("dciodvfy", path)
         assert not messages, f"dciodvfy on {path.parent.name}/{path.name}: {messages}"
-    assert not validator_messages("dcentvfy", *files), "dcentvfy found inconsistencies"
+    assert not entity_problems(*files), "dcentvfy found inconsistencies"

@@ -1,9 +1,10 @@
 """Write a :class:`CTPhantom` as a DICOM CT study, as a scanner would send it to a PACS.
 
 ``write_ct_study`` writes ``CT/0001.dcm ...`` (CT Image Storage, one file per axial slice) and,
-with ``include_extras``, the objects a PACS forwards beside it: ``LOCALIZER/`` (two scout images)
-and ``DOSE/`` (a secondary-capture dose screen). All share one study, patient and frame of
-reference; UIDs, dates and bytes are deterministic in ``(phantom_id, seed)``.
+with ``include_extras``, the objects a PACS forwards beside it: ``LOCALIZER/`` (two scout images),
+``DOSE/`` (a secondary-capture dose screen) and ``DOSE_SR/`` (an X-Ray Radiation Dose SR).
+All share one study, patient and frame of reference; UIDs, dates and bytes are deterministic
+in ``(phantom_id, seed)``.
 """
 
 from __future__ import annotations
@@ -59,10 +60,12 @@ def write_ct_study(
     grid = slice_grid(phantom.image_hu, phantom.affine)
     written = write_ct_series(phantom, grid, identity, root / "CT", transfer_syntax)
     if include_extras:
+        from training.phantoms.dicom_dose_sr import write_dose_sr
         from training.phantoms.dicom_extras import write_dose_screen, write_localizers
 
         written += write_localizers(phantom, grid, identity, root / "LOCALIZER")
         written += write_dose_screen(phantom, identity, root / "DOSE")
+        written += write_dose_sr(phantom, identity, body_part_examined(phantom), root / "DOSE_SR")
     log.info(
         "wrote DICOM study %s: %d files (%s)", identity.study_uid, len(written), transfer_syntax
     )
