@@ -12,6 +12,7 @@ from matplotlib.path import Path as Polygon
 
 from spinescreen.errors import ConfigError
 from tests.test_phantom_dicom_toy import make_toy_phantom
+from training.phantoms.dicom_common import study_identity
 from training.phantoms.radiograph import Radiograph, make_radiograph, write_radiograph
 from training.phantoms.types import CTPhantom
 
@@ -166,6 +167,9 @@ def test_dicom_file_carries_the_geometry(tmp_path: Path, lateral: Radiograph) ->
     assert abs(ratio - factor) < 1e-3, f"SID/SOD {ratio:.4f} vs magnification {factor:.4f}"
     assert np.array_equal(ds.pixel_array, lateral.image), "pixels changed on writing"
     assert str(ds.PatientName).startswith("PHANTOM^") and "SYNTHETIC" in ds.ImageComments
+    assert ds.PatientID == f"PHANTOM-{lateral.phantom_id}", "same synthetic patient as the CT"
+    ct_study = study_identity(lateral.phantom_id, lateral.seed).study_uid
+    assert ds.StudyInstanceUID != ct_study, "the radiograph is a study of its own"
     first = (tmp_path / "image.dcm").read_bytes()
     write_radiograph(lateral, tmp_path / "again", "dicom")
     assert (tmp_path / "again" / "image.dcm").read_bytes() == first, "bytes differ between writes"

@@ -34,6 +34,7 @@ class StudyIdentity:
     frame_of_reference_uid: str
     date: str  # DA, YYYYMMDD
     time: str  # TM, HHMMSS
+    kind: str = "CT"  # "CT" or "XR": the same patient's CT and radiograph are two studies
 
     def uid(self, *role: object) -> str:
         """A deterministic UID for one role in this study ("series", "CT", 3...)."""
@@ -44,8 +45,10 @@ def derive_uid(root: str, phantom_id: str, seed: int, *role: object) -> str:
     return str(generate_uid(prefix=root, entropy_srcs=[phantom_id, str(seed), *map(str, role)]))
 
 
-def study_identity(phantom_id: str, seed: int, uid_root: str | None = None) -> StudyIdentity:
-    """UIDs, date and time of the study made from ``(phantom_id, seed)``."""
+def study_identity(
+    phantom_id: str, seed: int, uid_root: str | None = None, kind: str = "CT"
+) -> StudyIdentity:
+    """UIDs, date and time of the ``kind`` study ("CT" or "XR") of ``(phantom_id, seed)``."""
     root = uid_root if uid_root is not None else PYDICOM_ROOT_UID
     if not root.endswith(".") or not UID(root.rstrip(".")).is_valid or len(root) > 32:
         raise ConfigError(
@@ -57,11 +60,16 @@ def study_identity(phantom_id: str, seed: int, uid_root: str | None = None) -> S
         phantom_id=phantom_id,
         seed=seed,
         uid_root=root,
-        study_uid=derive_uid(root, phantom_id, seed, "study"),
-        frame_of_reference_uid=derive_uid(root, phantom_id, seed, "frame-of-reference"),
+        study_uid=derive_uid(root, phantom_id, seed, *_study_role(kind)),
+        frame_of_reference_uid=derive_uid(root, phantom_id, seed, "frame-of-reference", kind),
         date=when.strftime("%Y%m%d"),
         time=when.strftime("%H%M%S"),
+        kind=kind,
     )
+
+
+def _study_role(kind: str) -> tuple[str, ...]:
+    return ("study",) if kind == "CT" else ("study", kind)
 
 
 def add_patient_and_study(ds: Dataset, identity: StudyIdentity, description: str) -> None:
@@ -76,8 +84,8 @@ def add_patient_and_study(ds: Dataset, identity: StudyIdentity, description: str
     ds.StudyDate = identity.date
     ds.StudyTime = identity.time
     ds.ReferringPhysicianName = ""
-    ds.StudyID = f"S{identity.seed % 100000:05d}"
-    ds.AccessionNumber = f"PH{identity.seed % 10**8:08d}"
+    ds.StudyID = f"{identity.kind[0]}{identity.seed % 100000:05d}"
+    ds.AccessionNumber = f"{identity.kind}{identity.seed % 10**8:08d}"
     ds.StudyDescription = description
 
 

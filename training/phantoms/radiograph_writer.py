@@ -93,7 +93,7 @@ def _write_nifti(radiograph: Radiograph, folder: Path) -> Path:
 
 
 def _write_dicom(radiograph: Radiograph, folder: Path) -> Path:
-    identity = study_identity(radiograph.phantom_id, radiograph.seed)
+    identity = study_identity(radiograph.phantom_id, radiograph.seed, kind="XR")
     ds = Dataset()
     add_patient_and_study(ds, identity, "XR SPINE PHANTOM")
     view = "LAT" if radiograph.view == "lateral" else "AP"
