@@ -68,3 +68,51 @@ def test_cli_rejects_a_malformed_fracture(
     code = main(["phantom", "--out", str(tmp_path), "--fracture", "L1-2-wedge", *SMALL])
     assert code != 0
     assert "LEVEL:GRADE:TYPE" in capsys.readouterr().err
+
+
+def test_cli_writes_a_dicom_study_and_a_radiograph(tmp_path: Path) -> None:
+    pydicom = pytest.importorskip("pydicom")
+    args = ["--count", "1", "--seed", "3", "--field-of-view", "partial", *SMALL]
+    assert (
+        main(
+            [
+                "phantom",
+                "--out",
+                str(tmp_path / "ct"),
+                "--format",
+                "dicom",
+                "--transfer-syntax",
+                "rle",
+                *args,
+            ]
+        )
+        == 0
+    )
+    (study,) = (tmp_path / "ct").iterdir()
+    assert (study / "ground_truth.json").is_file()
+    slices = sorted((study / "dicom").rglob("*.dcm"))
+    assert slices, "no DICOM files written"
+    headers = [pydicom.dcmread(p, stop_before_pixels=True) for p in slices]
+    axial = [ds for ds in headers if "AXIAL" in ds.get("ImageType", [])]
+    assert axial, "no axial CT images in the study"
+    rle = "1.2.840.10008.1.2.5"
+    assert all(ds.file_meta.TransferSyntaxUID == rle for ds in axial), "not RLE encoded"
+
+    assert (
+        main(
+            [
+                "phantom",
+                "--out",
+                str(tmp_path / "dx"),
+                "--kind",
+                "radiograph",
+                "--format",
+                "nifti",
+                *args,
+            ]
+        )
+        == 0
+    )
+    (radiograph,) = (tmp_path / "dx").iterdir()
+    names = {p.name for p in radiograph.iterdir()}
+    assert {"image.nii.gz", "ground_truth_2d.json", "ground_truth.json"} <= names, names

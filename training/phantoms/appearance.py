@@ -37,8 +37,9 @@ REALISTIC_HU: dict[Tissue, tuple[float, float, float]] = {
     Tissue.AORTA: (35.0, 55.0, 3.0), Tissue.SKIN: (20.0, 50.0, 5.0),
     Tissue.STOMACH: (5.0, 25.0, 6.0),
 }  # fmt: skip
+ARTERIAL_AORTA_HU = (290.0, 360.0)  # late arterial phase; portal venous below
 CONTRAST_HU = {
-    Tissue.AORTA: (150.0, 340.0),
+    Tissue.AORTA: (150.0, 200.0),
     Tissue.KIDNEY: (140.0, 200.0),
     Tissue.LIVER: (95.0, 120.0),
     Tissue.SPLEEN: (100.0, 130.0),
@@ -94,7 +95,7 @@ def bone_look(
 def draw_look(
     rng: np.random.Generator,
     randomized: bool,
-    contrast: bool,
+    contrast_phase: str,
     kernel: str,
     noise_hu: float,
     bone: BoneLook,
@@ -103,8 +104,9 @@ def draw_look(
     mean, texture = np.zeros(n, np.float32), np.zeros(n, np.float32)
     for t, (lo, hi, sd) in REALISTIC_HU.items():
         mean[t], texture[t] = rng.uniform(lo, hi), sd
-        if contrast and t in CONTRAST_HU:
-            mean[t] = rng.uniform(*CONTRAST_HU[t])
+        if contrast_phase != "none" and t in CONTRAST_HU:
+            arterial = contrast_phase == "arterial" and t == Tissue.AORTA
+            mean[t] = rng.uniform(*(ARTERIAL_AORTA_HU if arterial else CONTRAST_HU[t]))
     if randomized:
         mean = rng.uniform(-1000.0, 1200.0, n).astype(np.float32)
         texture = rng.uniform(0.0, 60.0, n).astype(np.float32)

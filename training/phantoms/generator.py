@@ -95,7 +95,7 @@ def make_ct_phantom_with_tissues(
     look = draw_look(
         rng,
         p.mode == "randomized",
-        acq.contrast,
+        acq.contrast_phase,
         acq.kernel,
         acq.noise_hu,
         bone_look(rng, anatomy.subject.trabecular_hu, p.mode == "randomized", grid.spacing),

@@ -26,7 +26,7 @@ from training.phantoms.fractures import (
 from training.phantoms.params import FIELDS_OF_VIEW, FractureRequest, PhantomParams
 from training.phantoms.vertebral_body import BodyModel, Deformation
 
-SLICE_THICKNESSES = (0.625, 1.0, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 5.0)
+SLICE_THICKNESSES = (0.5, 0.625, 1.0, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 5.0)
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class Acquisition:
 def draw_acquisition(rng: np.random.Generator, p: PhantomParams) -> Acquisition:
     fov = p.field_of_view if p.field_of_view != "random" else str(rng.choice(FIELDS_OF_VIEW))
     thickness = p.slice_thickness_mm or float(rng.choice(SLICE_THICKNESSES))
-    spacing = p.pixel_spacing_mm or float(round(rng.uniform(0.55, 0.98), 3))
+    spacing = p.pixel_spacing_mm or float(round(rng.uniform(0.5, 1.0), 3))
     kernel = p.kernel or str(rng.choice(["soft", "soft", "sharp"]))
     base = float(rng.uniform(8.0, 35.0))
     noise = p.noise_hu if p.noise_hu is not None else base * (2.5 if kernel == "sharp" else 1.0)
