@@ -125,3 +125,27 @@ def test_neighbours_of_a_fracture_stay_normal_on_the_mask() -> None:
             continue
         assert v.genant_grade == 0
         assert genant(ratio_loss(measured)) == 0, f"{v.level} mask {measured}"
+
+
+def test_drawn_fractures_follow_the_grading_rule_and_normals_stay_grade_zero() -> None:
+    from training.phantoms.fractures import genant_grade
+    from training.phantoms.subject import draw_acquisition, draw_subject
+    from training.phantoms.vertebral_body import height_losses
+
+    levels: list[str] = []
+    worst_normal = 0.0
+    for seed in range(120):
+        rng = np.random.default_rng(seed)
+        draw_acquisition(rng, PhantomParams())
+        subject = draw_subject(rng, PhantomParams())
+        wanted = {f.level: f for f in subject.fractures}
+        for level, body in subject.bodies.items():
+            loss = max(height_losses(body.heights(), subject.expected_posterior[level]))
+            if level in wanted:
+                assert genant_grade(loss) == wanted[level].grade, (seed, level, loss)
+                levels.append(level)
+            else:
+                worst_normal = max(worst_normal, loss)
+    assert worst_normal < 0.18, f"a normal vertebra reached {worst_normal:.3f} height loss"
+    peaks = sum(lv in ("T7", "T8", "T11", "T12", "L1", "L2") for lv in levels)
+    assert peaks / len(levels) > 0.6, f"only {peaks}/{len(levels)} fractures at T7-T8, T11-L2"

@@ -5,7 +5,9 @@ Grading rule of the ground truth (the same rule the analysis measures with):
 * ``ratio loss = 1 - min(Ha, Hm) / Hp`` (wedge and biconcave deformities);
 * ``crush loss = 1 - Hp / Hp_expected`` where ``Hp_expected`` is the mean unfractured
   posterior height of the adjacent presacral vertebrae (one neighbour at the ends), i.e. the
-  neighbour-interpolated posterior height (recorded as ``expected_posterior_mm``);
+  neighbour-interpolated posterior height (recorded as ``expected_posterior_mm``); at C1-T3,
+  T13 and L6, where heights change fast between levels and nothing is graded, it is the
+  vertebra's own unfractured Hp;
 * ``height_loss = max(ratio loss, crush loss)``; Genant grade >= 20 % 1, >= 25 % 2, >= 40 % 3.
 
 A requested fracture gets a height loss drawn inside its grade's range, at least 1.5 % away

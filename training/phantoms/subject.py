@@ -23,7 +23,7 @@ from training.phantoms.fractures import (
     fracture_body,
     keep_normal,
 )
-from training.phantoms.params import FIELDS_OF_VIEW, FractureRequest, PhantomParams
+from training.phantoms.params import FIELDS_OF_VIEW, FRACTURE_LEVELS, FractureRequest, PhantomParams
 from training.phantoms.vertebral_body import BodyModel, Deformation
 
 SLICE_THICKNESSES = (0.5, 0.625, 1.0, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 5.0)
@@ -164,7 +164,8 @@ def _bodies(
     bodies, expected, morph = {}, {}, {}
     for n, (s, body) in enumerate(zip(shapes, nominal, strict=True)):
         neighbours = hp[max(n - 1, 0) : n] + hp[n + 1 : n + 2]
-        expected[s.level] = float(np.mean(neighbours)) if neighbours else hp[n]
+        graded = s.level in FRACTURE_LEVELS  # C1-T3 heights change too fast between levels
+        expected[s.level] = float(np.mean(neighbours)) if graded and neighbours else hp[n]
         morph[s.level] = "normal"
         if s.level in wanted:
             f = wanted[s.level]
