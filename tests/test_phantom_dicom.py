@@ -252,3 +252,29 @@ def _walk(items: pydicom.Sequence) -> list[pydicom.Dataset]:
         if "ContentSequence" in item:
             found += _walk(item.ContentSequence)
     return found
+
+
+@pytest.mark.parametrize("layout", ["k_feet_first", "i_along_y", "fortran"])
+def test_any_voxel_layout_round_trips(tmp_path: Path, phantom: CTPhantom, layout: str) -> None:
+    """Arrays stored head-first, with i and j swapped, or in Fortran order read back exactly."""
+    image, affine = phantom.image_hu, phantom.affine.copy()
+    if layout == "k_feet_first":
+        image = image[:, :, ::-1]
+        affine[:3, 3] += (image.shape[2] - 1) * affine[:3, 2]
+        affine[:3, 2] *= -1
+    elif layout == "i_along_y":
+        image = image.transpose(1, 0, 2)
+        affine = affine[:, [1, 0, 2, 3]]
+    else:
+        image = np.asfortranarray(image)
+    changed = replace(
+        phantom,
+        image_hu=np.ascontiguousarray(image) if layout != "fortran" else image,
+        affine=affine,
+    )
+    write_ct_study(changed, tmp_path, "rle", include_extras=False)
+    volume, read_affine = read_with_simpleitk(tmp_path / "CT")
+    diff = np.abs(on_phantom_grid(volume, read_affine, changed) - changed.image_hu).max()
+    assert diff == 0, f"{layout}: max HU difference {diff}"
+    iop = [float(v) for v in pydicom.dcmread(tmp_path / "CT" / "0001.dcm").ImageOrientationPatient]
+    assert iop == [1, 0, 0, 0, 1, 0], f"{layout}: ImageOrientationPatient {iop}"
