@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 PIXEL_MM = 0.5
 MARGIN_MM = 45.0
 SLAB_MM = (-1.5, -0.75, 0.0, 0.75, 1.5)
-WINDOW_HU = (-250.0, 1250.0)
+WINDOW_HU = (-200.0, 900.0)  # shows trabecular bone (100-250 HU) and cortex
 GRADE_COLOURS = {None: "#9e9e9e", 0: "#2e7d32", 1: "#f9a825", 2: "#ef6c00", 3: "#c62828"}
 
 
