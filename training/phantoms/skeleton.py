@@ -16,7 +16,16 @@ import numpy as np
 
 from training.phantoms.anatomy import PlacedVertebra
 from training.phantoms.grid import F32, F64, capsule, local_coords, segment_box, sub_box
-from training.phantoms.spine import BoneLook, Raster, Volumes, _composite, _raster, union_capsules
+from training.phantoms.spine import (
+    BoneLook,
+    Raster,
+    Volumes,
+    _composite,
+    _raster,
+    compose,
+    tight_box,
+    union_capsules,
+)
 from training.phantoms.torso import Contour, Landmarks
 from training.phantoms.vertebral_body import BodyModel
 
@@ -216,6 +225,11 @@ def draw_sacrum(
         vol.grid, box, centre, s1_frame, np.full(u.shape, far, np.float32), caps, u, v, w
     )
     sdf = np.minimum(body_sdf, rest)
+    tight = tight_box(sdf, look.edge_mm)
+    if tight is None:
+        return Raster()
+    box = compose(box, tight)
+    body_sdf, rest, sdf = body_sdf[tight], rest[tight], sdf[tight]
     shell = np.clip(1.0 + sdf / np.float32(look.cortical_mm), 0.0, 1.0)
     hu = look.trabecular + 20.0 + (look.cortical - look.trabecular) * shell
     _composite(vol, box, sdf, hu.astype(np.float32), look.edge_mm)

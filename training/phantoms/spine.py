@@ -135,8 +135,13 @@ def render_vertebra(
             vol.grid, box, placed.centre, placed.frame, body_sdf, osteophyte_capsules(body), u, v, w
         )
     post = union_capsules(vol.grid, box, placed.centre, placed.frame, post, caps, u, v, w)
-    hu = _bone_hu(body, body_sdf, post, (u, v, w), inner, look, sclerosis)
     sdf = np.minimum(body_sdf, post)
+    tight = tight_box(sdf, look.edge_mm)
+    if tight is None:
+        return Raster()
+    box, inner = compose(box, tight), relative(inner, tight)
+    u, v, w, body_sdf, post, sdf = (a[tight] for a in (u, v, w, body_sdf, post, sdf))
+    hu = _bone_hu(body, body_sdf, post, (u, v, w), inner, look, sclerosis)
     _composite(vol, box, sdf, hu, look.edge_mm)
     inside = sdf < 0
     is_body = inside & (body_sdf <= post)
@@ -145,6 +150,40 @@ def render_vertebra(
     sub[inside] = 2
     sub[is_body] = 1
     return _raster(vol.grid, box, inside, is_body)
+
+
+def tight_box(sdf: F32, edge_mm: float) -> Box | None:
+    """The index box (relative to ``sdf``) of the voxels a shape touches (sdf below the edge)."""
+    touched = sdf < np.float32(0.5 * edge_mm + 0.5)
+    spans = []
+    for axis in range(3):
+        other = tuple(n for n in range(3) if n != axis)
+        hit = np.nonzero(touched.any(axis=other))[0]
+        if hit.size == 0:
+            return None
+        spans.append(slice(int(hit[0]), int(hit[-1]) + 1))
+    return (spans[0], spans[1], spans[2])
+
+
+def compose(outer: Box, inner: Box) -> Box:
+    """``inner`` (relative to ``outer``) as absolute slices."""
+    a, b, c = (
+        slice(o.start + i.start, o.start + i.stop) for o, i in zip(outer, inner, strict=True)
+    )
+    return (a, b, c)
+
+
+def relative(box: Box | None, frame: Box) -> Box | None:
+    """``box`` (relative to the same origin as ``frame``) re-expressed inside ``frame``."""
+    if box is None:
+        return None
+    out = []
+    for b, f in zip(box, frame, strict=True):
+        start, stop = max(b.start, f.start) - f.start, min(b.stop, f.stop) - f.start
+        if stop <= start:
+            return None
+        out.append(slice(start, stop))
+    return (out[0], out[1], out[2])
 
 
 def union_capsules(
