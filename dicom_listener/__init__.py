@@ -9,23 +9,61 @@ Knows nothing of models. The public surface::
     listener.stop()
 """
 
-from dicom_listener.assembly import CompletionTicker, StudyAssembler
-from dicom_listener.instance import is_image_storage, read_header
-from dicom_listener.jobs import Job, JobQueue, JobState, backoff_s
-from dicom_listener.policy import AssociationPolicy, AssociationRequest, Refusal
-from dicom_listener.records import (
-    IndexOutcome,
-    InstanceHeader,
-    InstanceInfo,
-    SeriesInfo,
-    StoredInstance,
-    StudyInfo,
-)
-from dicom_listener.recovery import RecoveryReport, recover
-from dicom_listener.routing import SeriesRouter, default_router
-from dicom_listener.scp import Listener, build_ssl_context, open_listener
-from dicom_listener.spool import Spool
-from dicom_listener.store import SqlStore, Store
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dicom_listener.assembly import CompletionTicker, StudyAssembler
+    from dicom_listener.instance import is_image_storage, read_header
+    from dicom_listener.jobs import Job, JobQueue, JobState, backoff_s
+    from dicom_listener.policy import AssociationPolicy, AssociationRequest, Refusal
+    from dicom_listener.records import (
+        IndexOutcome,
+        InstanceHeader,
+        InstanceInfo,
+        SeriesInfo,
+        StoredInstance,
+        StudyInfo,
+    )
+    from dicom_listener.recovery import RecoveryReport, recover
+    from dicom_listener.routing import SeriesRouter, default_router
+    from dicom_listener.scp import Listener, build_ssl_context, open_listener
+    from dicom_listener.spool import Spool
+    from dicom_listener.store import SqlStore, Store
+
+# Loaded on first use: importing ``dicom_listener.settings`` (the configuration does, for every
+# command) must not pull in pynetdicom, pydicom and SQLAlchemy.
+_LAZY = {
+    "AssociationPolicy": "dicom_listener.policy",
+    "AssociationRequest": "dicom_listener.policy",
+    "CompletionTicker": "dicom_listener.assembly",
+    "IndexOutcome": "dicom_listener.records",
+    "InstanceHeader": "dicom_listener.records",
+    "InstanceInfo": "dicom_listener.records",
+    "Job": "dicom_listener.jobs",
+    "JobQueue": "dicom_listener.jobs",
+    "JobState": "dicom_listener.jobs",
+    "Listener": "dicom_listener.scp",
+    "RecoveryReport": "dicom_listener.recovery",
+    "Refusal": "dicom_listener.policy",
+    "SeriesInfo": "dicom_listener.records",
+    "SeriesRouter": "dicom_listener.routing",
+    "Spool": "dicom_listener.spool",
+    "SqlStore": "dicom_listener.store",
+    "Store": "dicom_listener.store",
+    "StoredInstance": "dicom_listener.records",
+    "StudyAssembler": "dicom_listener.assembly",
+    "StudyInfo": "dicom_listener.records",
+    "backoff_s": "dicom_listener.jobs",
+    "build_ssl_context": "dicom_listener.scp",
+    "default_router": "dicom_listener.routing",
+    "is_image_storage": "dicom_listener.instance",
+    "open_listener": "dicom_listener.scp",
+    "read_header": "dicom_listener.instance",
+    "recover": "dicom_listener.recovery",
+}
 
 __all__ = [
     "AssociationPolicy",
@@ -56,3 +94,9 @@ __all__ = [
     "read_header",
     "recover",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'dicom_listener' has no attribute {name!r}")

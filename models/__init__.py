@@ -11,18 +11,31 @@ probabilities.
 
 from __future__ import annotations
 
-from pathlib import Path
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from models.backends import Backend, open_backend
-from models.card import ModelCard, read_card
-from models.grader import Grader, GradeResult
-from models.segmenter import SegmentationResult, Segmenter
-from models.settings import ModelSettings
-from spinescreen.errors import ModelError
+if TYPE_CHECKING:
+    from models.card import ModelCard
+    from models.grader import Grader, GradeResult
+    from models.loading import SHIPPED_WEIGHTS, load_grader, load_segmenter, model_folder
+    from models.segmenter import SegmentationResult, Segmenter
 
-SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "weights"
+# Heavy modules (torch, onnxruntime, monai) load on first use, so that importing
+# ``models.settings`` (every CLI command does, through the configuration) stays fast.
+_LAZY = {
+    "GradeResult": "models.grader",
+    "Grader": "models.grader",
+    "ModelCard": "models.card",
+    "SHIPPED_WEIGHTS": "models.loading",
+    "SegmentationResult": "models.segmenter",
+    "Segmenter": "models.segmenter",
+    "load_grader": "models.loading",
+    "load_segmenter": "models.loading",
+    "model_folder": "models.loading",
+}
 
 __all__ = [
+    "SHIPPED_WEIGHTS",
     "GradeResult",
     "Grader",
     "ModelCard",
@@ -34,30 +47,7 @@ __all__ = [
 ]
 
 
-def model_folder(settings: ModelSettings, kind: str) -> Path:
-    """Folder holding the card and weights of ``kind`` (segmenter or grader)."""
-    root = settings.weights_dir if settings.weights_dir is not None else SHIPPED_WEIGHTS
-    return root / kind
-
-
-def load_segmenter(settings: ModelSettings) -> Segmenter:
-    """The segmenter from the card in ``<weights_dir>/segmenter`` (checksum verified)."""
-    card, backend = _open(settings, "segmenter")
-    return Segmenter(card, backend)
-
-
-def load_grader(settings: ModelSettings) -> Grader:
-    """The grader from the card in ``<weights_dir>/grader`` (checksum verified)."""
-    card, backend = _open(settings, "grader")
-    return Grader(card, backend)
-
-
-def _open(settings: ModelSettings, kind: str) -> tuple[ModelCard, Backend]:
-    folder = model_folder(settings, kind)
-    card = read_card(folder)
-    if card.kind != kind:
-        raise ModelError(
-            f"model card {folder / 'card.json'} describes a {card.kind}, not a {kind}; "
-            f"put the {kind}'s card and weights in {folder}"
-        )
-    return card, open_backend(card, folder, settings)
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'models' has no attribute {name!r}")

@@ -77,3 +77,17 @@ def test_json_log_lines_carry_context_only() -> None:
     assert entry["message"] == "stored 1.2.3"
     assert entry["study_uid"] == "1.2.3"
     assert "patient_name" not in entry
+
+
+def test_configuration_loads_without_heavy_libraries() -> None:
+    """Every command resolves its configuration first; that must not cost seconds."""
+    code = (
+        "import sys; from spinescreen.config import load_settings; load_settings(environ={})\n"
+        "heavy = [m for m in ('torch', 'onnxruntime', 'monai', 'pynetdicom', 'sqlalchemy', "
+        "'SimpleITK', 'highdicom') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    ).stdout
+    assert "HEAVY []" in out, out
