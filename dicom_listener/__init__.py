@@ -1,4 +1,5 @@
-"""Receives: the DICOM Storage SCP, the durable spool, study completion and the job store.
+"""Receives and delivers: the Storage SCP, the durable spool, study completion, the job store
+and the outbox that sends results back (C-STORE SCU, folder).
 
 Knows nothing of models. The public surface::
 
@@ -7,6 +8,10 @@ Knows nothing of models. The public surface::
     job = listener.queue.claim("worker-1", lease_s=300)
     ...
     listener.stop()
+
+    outbox = Outbox(listener.store, settings.delivery, settings.data_dir)
+    worker = DeliveryWorker(outbox, settings.delivery, settings.listener.ae_title)
+    worker.start(); outbox.submit(study_uid, [sr_path, seg_path]); worker.wake()
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dicom_listener.assembly import CompletionTicker, StudyAssembler
+    from dicom_listener.delivery import DeliveryWorker
     from dicom_listener.instance import is_image_storage, read_header
     from dicom_listener.jobs import Job, JobQueue, JobState, backoff_s
+    from dicom_listener.outbox import Delivery, DeliveryState, Outbox
     from dicom_listener.policy import AssociationPolicy, AssociationRequest, Refusal
     from dicom_listener.records import (
         IndexOutcome,
@@ -39,6 +46,9 @@ _LAZY = {
     "AssociationPolicy": "dicom_listener.policy",
     "AssociationRequest": "dicom_listener.policy",
     "CompletionTicker": "dicom_listener.assembly",
+    "Delivery": "dicom_listener.outbox",
+    "DeliveryState": "dicom_listener.outbox",
+    "DeliveryWorker": "dicom_listener.delivery",
     "IndexOutcome": "dicom_listener.records",
     "InstanceHeader": "dicom_listener.records",
     "InstanceInfo": "dicom_listener.records",
@@ -46,6 +56,7 @@ _LAZY = {
     "JobQueue": "dicom_listener.jobs",
     "JobState": "dicom_listener.jobs",
     "Listener": "dicom_listener.scp",
+    "Outbox": "dicom_listener.outbox",
     "RecoveryReport": "dicom_listener.recovery",
     "Refusal": "dicom_listener.policy",
     "SeriesInfo": "dicom_listener.records",
@@ -69,6 +80,9 @@ __all__ = [
     "AssociationPolicy",
     "AssociationRequest",
     "CompletionTicker",
+    "Delivery",
+    "DeliveryState",
+    "DeliveryWorker",
     "IndexOutcome",
     "InstanceHeader",
     "InstanceInfo",
@@ -76,6 +90,7 @@ __all__ = [
     "JobQueue",
     "JobState",
     "Listener",
+    "Outbox",
     "RecoveryReport",
     "Refusal",
     "SeriesInfo",

@@ -129,6 +129,29 @@ series_rejections = Table(
 )
 
 
+deliveries = Table(  # the outbox: one row per result object and destination
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("study_uid", UID, nullable=False),
+    Column("sop_instance_uid", UID, nullable=False),
+    Column("sop_class_uid", UID, nullable=False),
+    Column("modality", String(16), nullable=False),
+    Column("destination", String(64), nullable=False),
+    Column("path", String(512), nullable=False),  # relative to the results folder
+    Column("job_id", Integer),
+    Column("state", String(16), nullable=False, index=True),  # pending|sending|done|dead
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Float, nullable=False, index=True),
+    Column("lease_until", Float),  # a "sending" row whose lease passed is retried
+    Column("queued_at", Float, nullable=False),  # submit (or requeue): give-up clock start
+    Column("delivered_at", Float),
+    Column("last_error", Text),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("sop_instance_uid", "destination", name="uq_delivery_key"),
+)
+
+
 def database_engine(url: str | None, sqlite_file: Path) -> Engine:
     """An engine with the tables created; SQLite runs in WAL mode with full fsync per commit."""
     if url is None:

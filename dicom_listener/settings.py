@@ -1,9 +1,10 @@
-"""Configuration sections owned by the listener: the DICOM SCP and the job store."""
+"""Configuration sections owned by the listener: the DICOM SCP, the job store and delivery."""
 
 from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -102,3 +103,80 @@ class StoreSettings(BaseModel):
     backoff_base_s: float = Field(30.0, gt=0, description="Retry delay after the first failure.")
     backoff_max_s: float = Field(3600.0, gt=0, description="Upper bound of the retry delay.")
     lease_s: float = Field(300.0, gt=0, description="A running job without heartbeat expires.")
+
+
+FOLDER_DESTINATION = "folder"  # the name of the embedded folder destination in the outbox
+ResultKind = Literal["sr", "seg", "key_image"]
+ALL_RESULT_KINDS: tuple[ResultKind, ...] = ("sr", "seg", "key_image")
+
+
+class DestinationTlsSettings(BaseModel):
+    """TLS towards one destination; the CA verifies the PACS, cert/key identify us."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = False
+    ca_file: Path | None = Field(None, description="PEM CA bundle that verifies the PACS.")
+    cert_file: Path | None = Field(None, description="Our PEM client certificate (optional).")
+    key_file: Path | None = Field(None, description="Our PEM client key (with cert_file).")
+
+
+class DestinationSettings(BaseModel):
+    """A C-STORE SCP (a PACS, a router) that receives the result objects."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    ae_title: str = Field(min_length=1, max_length=16, pattern=AE_TITLE_PATTERN)
+    host: str = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+    calling_ae_title: str | None = Field(
+        None, max_length=16, pattern=AE_TITLE_PATTERN, description="None = listener.ae_title."
+    )
+    tls: DestinationTlsSettings = DestinationTlsSettings()
+
+
+class DeliverySettings(BaseModel):
+    """Which result objects are produced and where the outbox delivers them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    outbox_dir: Path = Field(
+        Path("outbox"), description="Folder destination; relative to data_dir."
+    )
+    folder: bool = Field(True, description="Deliver to <outbox_dir>/<StudyInstanceUID>/ too.")
+    destinations: list[DestinationSettings] = Field(
+        default_factory=list, description="C-STORE destinations."
+    )
+    send: list[ResultKind] = Field(
+        default_factory=lambda: list(ALL_RESULT_KINDS),
+        description="Result objects produced and sent.",
+    )
+    send_negative_reports: bool = True
+    retry_base_s: float = Field(30.0, gt=0, description="Retry delay after the first failure.")
+    retry_max_s: float = Field(1800.0, gt=0, description="Upper bound of the retry delay.")
+    give_up_after_s: float = Field(
+        21600.0, gt=0, description="An undelivered object is dead-lettered after this long."
+    )
+    poll_interval_s: float = Field(1.0, gt=0, description="How often due deliveries are looked up.")
+    association_timeout_s: float = Field(
+        30.0, gt=0, description="ACSE, DIMSE and network timeout of a delivery association."
+    )
+
+    @field_validator("destinations")
+    @classmethod
+    def _unique_names(cls, value: list[DestinationSettings]) -> list[DestinationSettings]:
+        names = [d.name for d in value]
+        for name in names:
+            if name == FOLDER_DESTINATION:
+                raise ValueError(f"destination name {name!r} is reserved for the folder outbox")
+            if names.count(name) > 1:
+                raise ValueError(f"destination name {name!r} is used twice; names must be unique")
+        return value
+
+    @field_validator("send")
+    @classmethod
+    def _unique_kinds(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"send lists an object kind twice: {value}")
+        return value

@@ -1,4 +1,5 @@
-"""Configuration sections owned by the pipeline: analysis, result delivery and the service."""
+"""Configuration sections owned by the pipeline: analysis and the service (delivery lives with
+the listener and is re-exported here)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from dicom_listener.settings import DeliverySettings
+
+__all__ = ["AnalysisSettings", "DeliverySettings", "ServeSettings"]
 
 
 class AnalysisSettings(BaseModel):
@@ -19,17 +24,6 @@ class AnalysisSettings(BaseModel):
     fls_referral_grade: int = Field(
         2, ge=1, le=3, description="Genant grade from which the report recommends FLS referral."
     )
-
-
-class DeliverySettings(BaseModel):
-    """Where results (SR, SEG, key image) go."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    outbox_dir: Path = Field(
-        Path("outbox"), description="Folder destination; relative to data_dir."
-    )
-    send_negative_reports: bool = True
 
 
 class ServeSettings(BaseModel):

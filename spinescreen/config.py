@@ -25,9 +25,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from dicom_listener.settings import ListenerSettings, StoreSettings
+from dicom_listener.settings import DeliverySettings, ListenerSettings, StoreSettings
 from models.settings import ModelSettings
-from pipeline.settings import AnalysisSettings, DeliverySettings, ServeSettings
+from pipeline.settings import AnalysisSettings, ServeSettings
 from spinescreen.errors import ConfigError
 
 ENV_PREFIX = "SPINESCREEN_"
