@@ -96,13 +96,25 @@ def sub_box(grid: Grid, box: Box, centre: F64, frame: F64, lo: F64, hi: F64) -> 
     return (out[0], out[1], out[2])
 
 
-def capsule(u: F32, v: F32, w: F32, a: F64, b: F64, radius: float, w_scale: float = 1.0) -> F32:
+def capsule(
+    u: F32,
+    v: F32,
+    w: F32,
+    a: F64,
+    b: F64,
+    radius: float,
+    w_scale: float = 1.0,
+    open_ends: bool = False,
+) -> F32:
     """Signed distance to the segment a-b thickened by ``radius``; ``w_scale`` > 1 makes
-    the cross-section taller along w (a plate-like process)."""
+    the cross-section taller along w (a plate-like process). ``open_ends`` measures to the
+    infinite line instead (the radial depth inside a tube, without end caps)."""
     ba = (b - a) * np.array([1.0, 1.0, 1.0 / w_scale])
     pu, pv, pw = u - np.float32(a[0]), v - np.float32(a[1]), (w - np.float32(a[2])) / w_scale
     denom = float(ba @ ba) or 1.0
-    t = np.clip((pu * ba[0] + pv * ba[1] + pw * ba[2]) / np.float32(denom), 0.0, 1.0)
+    t = (pu * ba[0] + pv * ba[1] + pw * ba[2]) / np.float32(denom)
+    if not open_ends:
+        t = np.clip(t, 0.0, 1.0)
     du, dv, dw = pu - t * ba[0], pv - t * ba[1], pw - t * ba[2]
     return np.sqrt(du * du + dv * dv + dw * dw) - np.float32(radius)
 

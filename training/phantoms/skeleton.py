@@ -66,7 +66,10 @@ def draw_tube(
         sdf = capsule(x, y, z, a, b, radius, z_scale)
         value: F32 | float = hu
         if marrow is not None:
-            value = marrow + np.float32(hu - marrow) * np.clip(1.0 + sdf / 1.5, 0.0, 1.0)
+            # shade by the distance to the segment's line, not its end caps: joints between
+            # segments then show no cortical rings inside the tube
+            depth = capsule(x, y, z, a, b, radius, z_scale, open_ends=True)
+            value = marrow + np.float32(hu - marrow) * np.clip(1.0 + depth / 1.5, 0.0, 1.0)
         _composite(vol, box, sdf, value, look.edge_mm)
 
 
@@ -159,19 +162,12 @@ def draw_shoulder_girdle(vol: Volumes, lm: Landmarks, contour: Contour, look: Bo
         draw_tube(vol, clav, 6.0, look.posterior_cortical, look, marrow=look.trabecular + 80.0)
         top = np.array([xc + side * 0.62 * a, yc - 0.78 * b, z1 + 5.0])
         bottom = np.array([xc + side * 0.5 * a, yc - 0.8 * b, z1 - 120.0])
-        for dx in (-18.0, 0.0, 18.0):
-            draw_tube(
-                vol,
-                np.array(
-                    [
-                        top + np.array([side * dx, -0.2 * dx, 0]),
-                        bottom + np.array([side * dx * 0.4, 0, 0]),
-                    ]
-                ),
-                3.0,
-                look.posterior_cortical * 0.7,
-                look,
-            )
+        for dx in np.linspace(-24.0, 24.0, 9):  # the blade as a fan of thin tubes
+            blade = [
+                top + np.array([side * dx, -0.2 * dx, 0]),
+                bottom + np.array([side * dx * 0.4, 0, 0]),
+            ]
+            draw_tube(vol, np.array(blade), 2.6, look.posterior_cortical * 0.7, look)
 
 
 def draw_sacrum(

@@ -199,8 +199,8 @@ def paint_table(p: Painter, c: Contour) -> None:
     g = p.grid
     x, y, _ = g.axes((slice(0, g.shape[0]), slice(0, g.shape[1]), slice(0, 1)))
     top = np.float32(c.table_y) - (x / 260.0) ** 2 * 25.0
-    foam = (y < top) & (y > top - 14.0) & (np.abs(x) < 240.0)
-    shell = foam & ((y > top - 2.5) | (y < top - 11.5))
+    foam = (y < top) & (y > top - 16.0) & (np.abs(x) < 240.0)
+    shell = foam & ((y > top - 3.5) | (y < top - 12.5))
     plane = np.broadcast_to(foam, (g.shape[0], g.shape[1], 1))[:, :, 0]
     p.tissue[plane] = Tissue.FOAM
     p.tissue[np.broadcast_to(shell, (g.shape[0], g.shape[1], 1))[:, :, 0]] = Tissue.TABLE
