@@ -126,7 +126,7 @@ def draw_look(
         noise_hu,
         kernel,
         soft_blur_mm=float(rng.uniform(0.5, 4.0) if randomized else 1.2),
-        streak_hu=float(rng.uniform(0.0, 150.0) if randomized else rng.uniform(15.0, 45.0)),
+        streak_hu=float(rng.uniform(0.0, 150.0) if randomized else rng.uniform(8.0, 25.0)),
         bias_hu=float(rng.uniform(0.0, 150.0) if randomized else 0.0),
         gain=gain,
     )
@@ -199,4 +199,4 @@ def streak_pattern(
         angle = rng.uniform(0, np.pi)
         across = i * np.float32(np.sin(angle)) - j * np.float32(np.cos(angle))
         out += np.float32(rng.choice([-1.0, 0.6])) * np.exp(-(across**2) / 2.0)
-    return out * np.exp(-dist / np.float32(0.25 * shape[0]))
+    return out * np.exp(-dist / np.float32(0.12 * shape[0]))

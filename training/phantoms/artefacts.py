@@ -30,7 +30,7 @@ def add_noise_and_streaks(
     noise = np.rint(slab * np.float32(look.noise_hu)).astype(np.int16, order="F")
     canvas = (
         [
-            streak_pattern(rng, (2 * ni, 2 * nj), (ni, nj), int(rng.integers(2, 6)))
+            streak_pattern(rng, (2 * ni, 2 * nj), (ni, nj), int(rng.integers(4, 10)))
             for _ in range(PATTERNS)
         ]
         if streaks and look.streak_hu > 0

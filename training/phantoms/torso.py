@@ -99,10 +99,10 @@ def body_contour(lm: Landmarks, habitus: float, rng: np.random.Generator) -> Con
     s1 = float(lm.s1_top[2])
     t1 = lm.level_z("T1")
     anchors = [  # z, a, b, back distance (spine body centre to skin)
-        (s1 - 160.0, 175.0, 110.0, 95.0),
-        (s1, 175.0, 118.0, 108.0),
-        (lm.level_z("L3"), 158.0, 122.0, 100.0),
-        (lm.level_z("T12"), 152.0, 118.0, 92.0),
+        (s1 - 160.0, 175.0, 110.0, 85.0),
+        (s1, 175.0, 118.0, 95.0),
+        (lm.level_z("L3"), 158.0, 122.0, 88.0),
+        (lm.level_z("T12"), 152.0, 118.0, 85.0),
         (lm.level_z("T8"), 158.0, 115.0, 82.0),
         (lm.level_z("T3"), 160.0, 105.0, 78.0),
         (t1 + 12.0, 125.0, 85.0, 72.0),
