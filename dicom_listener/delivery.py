@@ -9,6 +9,7 @@ refused association per poll at most, never a crash.
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import threading
 from collections import defaultdict
@@ -90,6 +91,9 @@ def deliver_by_c_store(
     context = client_ssl_context(destination.tls, destination.name)
     tls_args = None if context is None else (context, destination.host)
     where = f"{destination.ae_title}@{destination.host}:{destination.port}"
+    unreachable = _tcp_unreachable(destination.host, destination.port, timeout_s)
+    if unreachable is not None:
+        return [Outcome(d, f"cannot connect to {where}: {unreachable}") for d in batch]
     try:
         assoc = ae.associate(
             destination.host, destination.port, ae_title=destination.ae_title, tls_args=tls_args
@@ -106,6 +110,19 @@ def deliver_by_c_store(
         if assoc.is_established:
             assoc.release()
         _close_socket(assoc)
+
+
+def _tcp_unreachable(host: str, port: int, timeout_s: float) -> str | None:
+    """Why a TCP connection to the peer fails, or None when it connects.
+
+    Checked before pynetdicom connects: on a refused connection pynetdicom 3 drops its socket
+    without closing it (``shutdown`` raises first), which leaks a file descriptor per retry.
+    """
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return None
+    except OSError as exc:
+        return exc.strerror or str(exc)
 
 
 def _send_one(assoc: Any, delivery: Delivery, where: str) -> Outcome:

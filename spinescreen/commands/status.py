@@ -1,4 +1,7 @@
-"""``spinescreen status``: studies, series, jobs and their states from the store."""
+"""``spinescreen status``: studies, series, jobs and the delivery outbox from the store.
+
+``--retry-dead`` requeues dead-lettered deliveries (a fresh give-up clock) and shows the result.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +10,15 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from rich.table import Table
+
+    from dicom_listener import Delivery, DeliveryState
     from spinescreen.cli import Invocation
 
 NAME = "status"
-HELP = "show received studies, series (with rejection reasons) and jobs from the store"
+HELP = "show received studies, series (with rejection reasons), jobs and result deliveries"
 ORDER = 20
 
 
@@ -18,13 +26,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--limit", type=int, default=50, metavar="N", help="rows per table (newest last)"
     )
+    parser.add_argument(
+        "--retry-dead",
+        action="store_true",
+        help="requeue dead-lettered deliveries for another round of retries",
+    )
 
 
 def run(invocation: Invocation) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from dicom_listener import JobQueue, SqlStore
+    from dicom_listener import DeliveryState, JobQueue, Outbox, SqlStore
     from spinescreen.errors import StoreError
 
     settings = invocation.settings()
@@ -35,14 +48,20 @@ def run(invocation: Invocation) -> int:
         )
     store = SqlStore.open(settings.store.database, settings.store.database_url)
     try:
+        outbox = Outbox(store, settings.delivery, settings.data_dir)
+        requeued = outbox.retry_dead() if invocation.args.retry_dead else None
         studies = store.list_studies()
         series = store.list_series()
         jobs = JobQueue(store).list_jobs()
         instances = store.instance_count()
+        delivery_counts = outbox.counts()
+        dead = outbox.list(DeliveryState.DEAD)
     finally:
         store.close()
     limit = max(1, invocation.args.limit)
     console = Console()
+    if requeued is not None:
+        console.print(f"Requeued {requeued} dead delivery(ies); 'spinescreen serve' sends them.")
     study_table = Table(title=f"Studies ({len(studies)}, {instances} instances)")
     for column in ("Study UID", "State", "Calling AE", "Completions"):
         study_table.add_column(column)
@@ -73,9 +92,48 @@ def run(invocation: Invocation) -> int:
             "" if job.superseded_by is None else str(job.superseded_by),
             job.last_error or "",
         )
-    for table in (study_table, series_table, job_table):
+    for table in (study_table, series_table, job_table, *_outbox_tables(delivery_counts, dead)):
         console.print(table)
     return 0
+
+
+def _outbox_tables(
+    counts: Mapping[tuple[str, DeliveryState], int], dead: Sequence[Delivery]
+) -> list[Table]:
+    """Deliveries per destination and state, then the dead letters with their last error."""
+    from rich.table import Table
+
+    from dicom_listener import DeliveryState
+
+    states = list(DeliveryState)
+    summary = Table(title="Deliveries " + _counts(_by_state(counts)))
+    summary.add_column("Destination")
+    for state in states:
+        summary.add_column(state.value.capitalize(), justify="right")
+    for name in sorted({name for name, _ in counts}):
+        summary.add_row(name, *(str(counts.get((name, state), 0)) for state in states))
+    dead_table = Table(
+        title=f"Dead letters ({len(dead)}; requeue: spinescreen status --retry-dead)"
+    )
+    for column in ("Id", "Destination", "Study UID", "Object", "Attempts", "Last error"):
+        dead_table.add_column(column)
+    for item in dead:
+        dead_table.add_row(
+            str(item.id),
+            item.destination,
+            item.study_uid,
+            f"{item.modality} {item.sop_instance_uid}",
+            str(item.attempts),
+            item.last_error or "",
+        )
+    return [summary, dead_table] if dead else [summary]
+
+
+def _by_state(counts: Mapping[tuple[str, DeliveryState], int]) -> Counter[str]:
+    totals: Counter[str] = Counter()
+    for (_, state), n in counts.items():
+        totals[state.value] += n
+    return totals
 
 
 def _counts(counts: Counter[str]) -> str:
