@@ -127,13 +127,14 @@ def _tcp_unreachable(host: str, port: int, timeout_s: float) -> str | None:
 
 def _send_one(assoc: Any, delivery: Delivery, where: str) -> Outcome:
     from pydicom import dcmread
+    from pydicom.errors import InvalidDicomError
 
     if not assoc.is_established:
         return Outcome(delivery, f"association with {where} lost before sending")
     try:
         dataset = dcmread(delivery.path)
-    except OSError as exc:
-        return Outcome(delivery, f"cannot read {delivery.path}: {exc.strerror}")
+    except (OSError, InvalidDicomError) as exc:
+        return Outcome(delivery, f"cannot read {delivery.path}: {exc}")
     try:
         status = assoc.send_c_store(dataset)
     except (ValueError, RuntimeError) as exc:  # no accepted context, failed encoding
@@ -210,7 +211,12 @@ class DeliveryWorker:
             by_destination[delivery.destination].append(delivery)
         delivered = 0
         for name, group in by_destination.items():
-            for outcome in self._deliver(name, group):
+            try:
+                outcomes = self._deliver(name, group)
+            except Exception as exc:  # never strand claimed rows in "sending"
+                logger.exception("delivery: unexpected error towards %s", name)
+                outcomes = [Outcome(d, f"unexpected error: {exc!r}") for d in group]
+            for outcome in outcomes:
                 delivered += self._record(outcome)
         return delivered
 

@@ -7,6 +7,10 @@ delivery shows as a count of 2 for one SOP Instance UID.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -76,9 +80,12 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[Path]]:
 class CountingScp:
     """A Storage SCP on a fixed port that records the SOP Instance UID of every C-STORE."""
 
-    def __init__(self, port: int, ae_title: str = "PACS") -> None:
+    def __init__(
+        self, port: int, ae_title: str = "PACS", statuses: list[int] | None = None
+    ) -> None:
         self.port = port
         self.received: Counter[str] = Counter()
+        self.statuses = list(statuses or [])  # answered in turn, then 0x0000
         self._lock = threading.Lock()
         self._ae = AE(ae_title=ae_title)
         for context in AllStoragePresentationContexts:
@@ -87,6 +94,8 @@ class CountingScp:
 
     def _on_store(self, event: Any) -> int:
         with self._lock:
+            if self.statuses:
+                return self.statuses.pop(0)
             self.received[str(event.request.AffectedSOPInstanceUID)] += 1
         return 0x0000
 
@@ -199,6 +208,83 @@ def test_a_crash_after_the_store_but_before_the_commit_resends_the_same_uid(
         scp.stop()
     (uid,) = sop_uids(files[:1])
     assert scp.received == Counter({uid: 2}), "documented: re-sent once, with the same UID"
+
+
+CHILD = """
+import sys, time
+from pathlib import Path
+from dicom_listener import DeliveryWorker, Outbox, SqlStore
+from dicom_listener.settings import DeliverySettings
+settings = DeliverySettings.model_validate_json(sys.argv[1])
+data_dir = Path(sys.argv[2])
+outbox = Outbox(SqlStore.open(data_dir / "index.db"), settings, data_dir)
+DeliveryWorker(outbox, settings).start()
+outbox.submit(sys.argv[3], [Path(p) for p in sys.argv[4:]])
+time.sleep(120)
+"""
+
+
+def test_a_sigkilled_service_loses_nothing_and_sends_nothing_twice(
+    results: tuple[str, list[Path]], tmp_path: Path
+) -> None:
+    study_uid, files = results
+    data_dir = tmp_path / "data"
+    port = free_port()
+    settings = DeliverySettings.model_validate(
+        {"outbox_dir": data_dir / "outbox", "destinations": [destination(port)], **FAST}
+    )
+    args = [settings.model_dump_json(), str(data_dir), study_uid, *map(str, files)]
+    root = Path(__file__).resolve().parents[1]
+    child = subprocess.Popen([sys.executable, "-c", CHILD, *args], cwd=root)
+    try:
+        database = data_dir / "index.db"
+        assert wait_for(lambda: database.exists(), 30), "the child opened no store"
+        store = SqlStore.open(database)
+        try:
+            probe = Outbox(store, settings, data_dir)
+
+            def retried() -> bool:
+                rows = probe.list()
+                pacs = [r for r in rows if r.destination == "pacs"]
+                return len(rows) == 2 * len(files) and all(r.attempts >= 2 for r in pacs)
+
+            assert wait_for(retried, 30), f"the child never retried: {probe.list()}"
+        finally:
+            store.close()
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=10)
+    assert child.returncode == -signal.SIGKILL
+    scp = CountingScp(port)
+    scp.start()
+    try:
+        with delivering(data_dir, settings) as outbox:
+            assert wait_for(lambda: all_done(outbox), 15), f"after SIGKILL: {outbox.list()}"
+            time.sleep(3 * FAST["poll_interval_s"])
+    finally:
+        scp.stop()
+    assert scp.received == Counter(dict.fromkeys(sop_uids(files), 1)), scp.received
+    assert len(list((data_dir / "outbox" / study_uid).iterdir())) == len(files)
+
+
+def test_failure_status_is_retried_until_stored(
+    results: tuple[str, list[Path]], tmp_path: Path
+) -> None:
+    study_uid, files = results
+    scp = CountingScp(free_port(), statuses=[0xA700, 0xC211])  # out of resources, then failure
+    settings = DeliverySettings.model_validate(
+        {"folder": False, "destinations": [destination(scp.port)], **FAST}
+    )
+    scp.start()
+    try:
+        with delivering(tmp_path, settings) as outbox:
+            outbox.submit(study_uid, files[:1])
+            assert wait_for(lambda: all_done(outbox), 10), f"status retry: {outbox.list()}"
+            (row,) = outbox.list()
+    finally:
+        scp.stop()
+    assert row.attempts == 3, f"0xA700, 0xC211, then success: 3 attempts, got {row.attempts}"
+    assert scp.received == Counter(dict.fromkeys(sop_uids(files[:1]), 1))
 
 
 def test_tls_destination(results: tuple[str, list[Path]], tmp_path: Path) -> None:
