@@ -214,7 +214,7 @@ class Outbox:
         with self.store.write() as conn:
             conn.execute(
                 update(deliveries)
-                .where(deliveries.c.id == delivery.id)
+                .where(_claimed(delivery))
                 .values(
                     state=DeliveryState.DONE,
                     attempts=deliveries.c.attempts + 1,
@@ -237,7 +237,7 @@ class Outbox:
         with self.store.write() as conn:
             conn.execute(
                 update(deliveries)
-                .where(deliveries.c.id == delivery.id)
+                .where(_claimed(delivery))
                 .values(
                     state=state,
                     attempts=attempts,
@@ -271,7 +271,8 @@ class Outbox:
             )
         return int(result.rowcount)
 
-    def list(self, state: DeliveryState | None = None) -> list[Delivery]:
+    def deliveries(self, state: DeliveryState | None = None) -> list[Delivery]:
+        """Every row (or those in ``state``), oldest first."""
         query = select(deliveries).order_by(deliveries.c.id)
         if state is not None:
             query = query.where(deliveries.c.state == state)
@@ -304,6 +305,11 @@ class Outbox:
             queued_at=float(row["queued_at"]),
             last_error=row["last_error"],
         )
+
+
+def _claimed(delivery: Delivery) -> Any:
+    """The row of ``delivery`` while still claimed (a late answer cannot undo a later outcome)."""
+    return and_(deliveries.c.id == delivery.id, deliveries.c.state == DeliveryState.SENDING)
 
 
 def _insert_once(

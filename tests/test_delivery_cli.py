@@ -47,7 +47,7 @@ def test_status_shows_deliveries_and_dead_letters_and_requeues_them(
     assert "Dead letters" not in out and "pending 1" in out, out
     store = SqlStore.open(settings.store.database)
     try:
-        states = [d.state for d in Outbox(store, delivery, settings.data_dir).list()]
+        states = [d.state for d in Outbox(store, delivery, settings.data_dir).deliveries()]
     finally:
         store.close()
     assert states.count(DeliveryState.PENDING) == 1

@@ -138,7 +138,7 @@ def wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:
 
 
 def all_done(outbox: Outbox) -> bool:
-    return all(r.state == DeliveryState.DONE for r in outbox.list())
+    return all(r.state == DeliveryState.DONE for r in outbox.deliveries())
 
 
 def sop_uids(files: list[Path]) -> set[str]:
@@ -157,9 +157,9 @@ def test_destination_down_then_back_with_a_restart_delivers_each_object_once(
         outbox.submit(study_uid, files, job_id=1)
         down_since = time.monotonic()
         assert wait_for(
-            lambda: all(r.attempts >= 2 for r in outbox.list() if r.destination == "pacs"), 10
+            lambda: all(r.attempts >= 2 for r in outbox.deliveries() if r.destination == "pacs"), 10
         ), "the down destination is retried"
-        pacs_rows = [r for r in outbox.list() if r.destination == "pacs"]
+        pacs_rows = [r for r in outbox.deliveries() if r.destination == "pacs"]
         assert all(r.state != DeliveryState.DONE for r in pacs_rows)
         assert all("cannot connect" in (r.last_error or "") for r in pacs_rows), pacs_rows
         time.sleep(max(0.0, 2.0 - (time.monotonic() - down_since)))  # down for 2 s at least
@@ -168,9 +168,11 @@ def test_destination_down_then_back_with_a_restart_delivers_each_object_once(
     scp.start()
     try:
         with delivering(tmp_path / "data", settings) as outbox:
-            assert wait_for(lambda: all_done(outbox), 15), f"not all delivered: {outbox.list()}"
+            assert wait_for(lambda: all_done(outbox), 15), (
+                f"not all delivered: {outbox.deliveries()}"
+            )
             time.sleep(3 * FAST["poll_interval_s"])  # a spurious re-send would show up now
-            rows = outbox.list()
+            rows = outbox.deliveries()
     finally:
         scp.stop()
     expected = sop_uids(files)
@@ -244,11 +246,11 @@ def test_a_sigkilled_service_loses_nothing_and_sends_nothing_twice(
             probe = Outbox(store, settings, data_dir)
 
             def retried() -> bool:
-                rows = probe.list()
+                rows = probe.deliveries()
                 pacs = [r for r in rows if r.destination == "pacs"]
                 return len(rows) == 2 * len(files) and all(r.attempts >= 2 for r in pacs)
 
-            assert wait_for(retried, 30), f"the child never retried: {probe.list()}"
+            assert wait_for(retried, 30), f"the child never retried: {probe.deliveries()}"
         finally:
             store.close()
     finally:
@@ -259,7 +261,7 @@ def test_a_sigkilled_service_loses_nothing_and_sends_nothing_twice(
     scp.start()
     try:
         with delivering(data_dir, settings) as outbox:
-            assert wait_for(lambda: all_done(outbox), 15), f"after SIGKILL: {outbox.list()}"
+            assert wait_for(lambda: all_done(outbox), 15), f"after SIGKILL: {outbox.deliveries()}"
             time.sleep(3 * FAST["poll_interval_s"])
     finally:
         scp.stop()
@@ -279,8 +281,8 @@ def test_failure_status_is_retried_until_stored(
     try:
         with delivering(tmp_path, settings) as outbox:
             outbox.submit(study_uid, files[:1])
-            assert wait_for(lambda: all_done(outbox), 10), f"status retry: {outbox.list()}"
-            (row,) = outbox.list()
+            assert wait_for(lambda: all_done(outbox), 10), f"status retry: {outbox.deliveries()}"
+            (row,) = outbox.deliveries()
     finally:
         scp.stop()
     assert row.attempts == 3, f"0xA700, 0xC211, then success: 3 attempts, got {row.attempts}"
@@ -309,7 +311,7 @@ def test_tls_destination(results: tuple[str, list[Path]], tmp_path: Path) -> Non
         )
         with delivering(tmp_path / "data", settings) as outbox:
             outbox.submit(study_uid, files)
-            assert wait_for(lambda: all_done(outbox), 15), f"TLS delivery: {outbox.list()}"
+            assert wait_for(lambda: all_done(outbox), 15), f"TLS delivery: {outbox.deliveries()}"
         stored = stored_datasets(listener)
     assert set(stored) == sop_uids(files), "the TLS peer stored every object"
 
@@ -327,8 +329,8 @@ def test_tls_destination_with_an_untrusted_certificate_is_retried(
         )
         with delivering(tmp_path / "data", settings) as outbox:
             outbox.submit(study_uid, files[:1])
-            assert wait_for(lambda: outbox.list()[0].attempts >= 1, 10)
-            (row,) = outbox.list()
+            assert wait_for(lambda: outbox.deliveries()[0].attempts >= 1, 10)
+            (row,) = outbox.deliveries()
         assert stored_datasets(listener) == {}
     assert row.state == DeliveryState.PENDING, "a TLS failure is retried like a refusal"
 
@@ -352,9 +354,11 @@ def test_orthanc_down_then_back_receives_every_object_once(
     settings = DeliverySettings.model_validate({"folder": False, "destinations": [pacs], **FAST})
     with delivering(tmp_path / "data", settings) as outbox:
         outbox.submit(study_uid, files)
-        assert wait_for(lambda: all(r.attempts >= 1 for r in outbox.list()), 10)
+        assert wait_for(lambda: all(r.attempts >= 1 for r in outbox.deliveries()), 10)
         with orthanc:
-            assert wait_for(lambda: all_done(outbox), 30), f"Orthanc delivery: {outbox.list()}"
+            assert wait_for(lambda: all_done(outbox), 30), (
+                f"Orthanc delivery: {outbox.deliveries()}"
+            )
             uids = orthanc_sop_uids(orthanc)
             changes = orthanc.get("/changes?limit=1000")["Changes"]
     new_instances = [c for c in changes if c["ChangeType"] == "NewInstance"]

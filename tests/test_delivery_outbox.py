@@ -43,7 +43,7 @@ def test_submit_is_idempotent_and_keeps_a_durable_copy(tmp_path: Path) -> None:
     try:
         first = outbox.submit(study, files, job_id=7)
         again = outbox.submit(study, files, job_id=7)
-        rows = outbox.list()
+        rows = outbox.deliveries()
     finally:
         outbox.store.close()
     assert first == again, "re-submitting the same SOP Instance UIDs must add no rows"
@@ -62,7 +62,7 @@ def test_submit_refuses_an_object_of_another_study(tmp_path: Path) -> None:
     try:
         with pytest.raises(DeliveryError, match="belongs to study"):
             outbox.submit(generate_uid(), files)
-        assert outbox.list() == []
+        assert outbox.deliveries() == []
     finally:
         outbox.store.close()
 
@@ -75,17 +75,17 @@ def test_backoff_doubles_to_the_cap_then_dead_after_give_up(tmp_path: Path) -> N
     )
     try:
         outbox.submit(study, files)
-        now = outbox.list()[0].queued_at
+        now = outbox.deliveries()[0].queued_at
         delays = []
         state = DeliveryState.PENDING
         while state == DeliveryState.PENDING:
             (claimed,) = outbox.claim_due(lease_s=60, now=now)
             state = outbox.mark_failed(claimed, "association rejected", now=now)
-            row = outbox.list()[0]
+            row = outbox.deliveries()[0]
             delays.append(round(row.next_attempt_at - now, 6))
             assert outbox.claim_due(lease_s=60, now=row.next_attempt_at - 0.01) == [], "not due yet"
             now = row.next_attempt_at
-        dead = outbox.list(DeliveryState.DEAD)
+        dead = outbox.deliveries(DeliveryState.DEAD)
         assert delays[:5] == [30.0, 60.0, 120.0, 200.0, 200.0], f"backoff schedule {delays}"
         # failures at +0, 30, 90, 210, 410, 610 s: the one at 610 s >= 600 s gives up
         assert len(delays) == 6, f"dead after 6 attempts (610 s >= 600 s), got {len(delays)}"
@@ -110,7 +110,7 @@ def test_a_sending_row_survives_a_restart_and_is_sent_again(tmp_path: Path) -> N
 
     reopened = open_outbox(tmp_path / "data", folder=False, destinations=[PACS])
     try:
-        assert [r.state for r in reopened.list()] == [DeliveryState.SENDING]
+        assert [r.state for r in reopened.deliveries()] == [DeliveryState.SENDING]
         assert reopened.claim_due(lease_s=600, now=claimed.next_attempt_at + 601) != [], (
             "an expired lease is claimable"
         )
@@ -118,8 +118,9 @@ def test_a_sending_row_survives_a_restart_and_is_sent_again(tmp_path: Path) -> N
         (again,) = reopened.claim_due(lease_s=600)
         assert again.sop_instance_uid == claimed.sop_instance_uid
         reopened.mark_done(again)
-        (done,) = reopened.list()
-        assert done.state == DeliveryState.DONE and done.attempts == 1
+        reopened.mark_failed(claimed, "late answer of the first claim")
+        (done,) = reopened.deliveries()
+        assert done.state == DeliveryState.DONE and done.attempts == 1, "done is final"
     finally:
         reopened.store.close()
 
@@ -133,7 +134,7 @@ def test_folder_destination_writes_one_file_per_object(tmp_path: Path) -> None:
         outbox.submit(study, files)
         assert worker.deliver_due() == 3
         assert worker.deliver_due() == 0, "delivered rows are not sent again"
-        rows = outbox.list()
+        rows = outbox.deliveries()
     finally:
         outbox.store.close()
     folder = tmp_path / "data" / "outbox" / study
@@ -154,7 +155,7 @@ def test_unreachable_destination_is_retried_not_fatal(tmp_path: Path) -> None:
     try:
         outbox.submit(study, files)
         assert worker.deliver_due() == 0
-        (row,) = outbox.list()
+        (row,) = outbox.deliveries()
     finally:
         outbox.store.close()
     assert row.state == DeliveryState.PENDING and row.attempts == 1

@@ -55,7 +55,7 @@ def run(invocation: Invocation) -> int:
         jobs = JobQueue(store).list_jobs()
         instances = store.instance_count()
         delivery_counts = outbox.counts()
-        dead = outbox.list(DeliveryState.DEAD)
+        dead = outbox.deliveries(DeliveryState.DEAD)
     finally:
         store.close()
     limit = max(1, invocation.args.limit)
