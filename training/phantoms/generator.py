@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 
 from training.phantoms.anatomy import PlacedVertebra, place_spine
 from training.phantoms.appearance import Look, bone_look, draw_look, tissue_image, upsample
+from training.phantoms.arms import Arm, draw_arm_bones, draw_arms, paint_arms
 from training.phantoms.artefacts import add_noise_and_streaks
 from training.phantoms.grid import F64, Grid
 from training.phantoms.organs import (
@@ -61,6 +62,7 @@ class Anatomy:
     s1_frame: F64
     landmarks: Landmarks
     contour: Contour
+    arms: list[Arm]
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ def make_ct_phantom_with_tissues(
     p = params or PhantomParams()
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5B1E]))
     acq = draw_acquisition(rng, p)
-    anatomy = build_anatomy(rng, p)
+    anatomy = build_anatomy(rng, p, seed)
     grid = field_of_view_grid(rng, acq, anatomy, p.slice_count, p.center_level)
     look = draw_look(
         rng,
@@ -121,13 +123,13 @@ def make_ct_phantom_with_tissues(
         affine=grid.affine,
         vertebra_truth=truths,
         acquisition=acquisition,
-        params=_params_record(p, anatomy.subject),
+        params=_params_record(p, anatomy),
     )
     log.debug("phantom %s: %s voxels", phantom.phantom_id, "x".join(map(str, grid.shape)))
     return phantom, tissues
 
 
-def build_anatomy(rng: np.random.Generator, p: PhantomParams) -> Anatomy:
+def build_anatomy(rng: np.random.Generator, p: PhantomParams, seed: int) -> Anatomy:
     subject = draw_subject(rng, p)
     s1_top = np.array([float(rng.normal(0.0, 8.0)), 0.0, 0.0])
     placed, s1_frame = place_spine(subject.shapes, subject.curvature, s1_top)
@@ -139,7 +141,9 @@ def build_anatomy(rng: np.random.Generator, p: PhantomParams) -> Anatomy:
         v.frame = rot @ v.frame
         v.confounders = subject.confounders[v.shape.level]
     lm = landmarks(placed, s1_top)
-    return Anatomy(subject, placed, rot @ s1_frame, lm, body_contour(lm, subject.habitus, rng))
+    contour = body_contour(lm, subject.habitus, rng)
+    arms = draw_arms(seed, lm, contour, subject.habitus)
+    return Anatomy(subject, placed, rot @ s1_frame, lm, contour, arms)
 
 
 def _supine_pitch(placed: list[PlacedVertebra], s1_top: F64, extra_deg: float) -> F64:
@@ -211,6 +215,7 @@ def soft_tissue(
     paint_thorax(painter, lm, c, cavity, z_diaphragm)
     paint_abdomen(painter, lm, c, cavity, z_diaphragm, rng)
     paint_pelvis_muscles(painter, lm)
+    paint_arms(painter, anatomy.arms)
     paint_muscles(painter, lm, anatomy.placed)
     hu = tissue_image(painter.tissue, look, rng, coarse.spacing)
     return upsample(hu, (fx, fx, fz), grid.shape), TissueMap(painter.tissue, coarse, (fx, fx, fz))
@@ -257,6 +262,7 @@ def draw_bones(
     ]
     draw_ribs(vol, [t for t in thoracic if t[2] > 0], anatomy.contour, look.bone, sternum_x)
     draw_shoulder_girdle(vol, anatomy.landmarks, anatomy.contour, look.bone)
+    draw_arm_bones(vol, anatomy.arms, look.bone)
     return rasters
 
 
@@ -276,7 +282,8 @@ def _look_summary(look: Look) -> dict[str, float | str]:
     }
 
 
-def _params_record(p: PhantomParams, subject: Subject) -> dict[str, object]:
+def _params_record(p: PhantomParams, anatomy: Anatomy) -> dict[str, object]:
+    subject = anatomy.subject
     record = p.as_dict()
     record["fractures"] = [f.__dict__ for f in subject.fractures]
     record["drawn"] = {
@@ -286,6 +293,7 @@ def _params_record(p: PhantomParams, subject: Subject) -> dict[str, object]:
         "trabecular_hu_l1": round(subject.trabecular_hu, 1),
         "curvature": {k: round(v, 2) for k, v in subject.curvature.__dict__.items()},
         "rib_pairs": sum(1 for v in subject.rib_scale.values() if v > 0),
+        "arms_down": bool(anatomy.arms),
     }
     return record
 

@@ -247,7 +247,7 @@ def draw_pelvis(vol: Volumes, s1_top: F64, look: BoneLook, scale: float) -> None
         def at(x: float, y: float, z: float, s: float = side) -> F64:
             return o + np.array([s * x * scale, y * scale, z * scale])
 
-        for dz in np.linspace(34.0, -34.0, 9):  # the wing as a fan of overlapping tubes
+        for dz in np.linspace(34.0, -34.0, 13):  # the wing as a fan of overlapping tubes
             draw_tube(
                 vol,
                 np.array(
