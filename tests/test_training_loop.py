@@ -81,3 +81,18 @@ def test_shipped_training_configs_are_valid(name: str) -> None:
     assert config.model == name.split("_")[0]
     seeds = [s.first_seed for s in config.train if s.kind == "phantoms"]
     assert min(seeds) >= 1_000_000, f"training seeds {seeds} overlap evaluation seeds"
+
+
+def test_dice_ignores_classes_absent_from_the_batch() -> None:
+    from training.losses import present_class_dice
+
+    target = torch.zeros((1, 1, 4, 4, 4), dtype=torch.long)
+    target[0, 0, :2] = 3
+    perfect = torch.full((1, 5, 4, 4, 4), -20.0)
+    perfect[:, 0] = 20.0
+    perfect[0, 0, :2], perfect[0, 3, :2] = -20.0, 20.0
+    loss = float(present_class_dice(perfect, target))
+    assert loss < 1e-3, f"Dice loss {loss} of a perfect prediction: absent classes must not count"
+    empty = torch.zeros((1, 5, 4, 4, 4))
+    empty[:, 0] = 20.0  # predicts background everywhere
+    assert float(present_class_dice(empty, target)) > 0.9

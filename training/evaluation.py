@@ -22,11 +22,13 @@ from models.networks import LEVEL_NAMES
 from models.segmenter import SegmentationResult, Segmenter
 from training.datasets.types import Case
 from training.metrics import (
+    best_match,
     binary_stats,
     confusion_matrix,
-    dice_per_label,
+    dice_from_table,
     identify,
     label_centroids_mm,
+    overlap_table,
     roc_curve,
 )
 
@@ -77,7 +79,8 @@ def evaluate_cases(
 def evaluate_case(
     case: Case, segmentation: SegmentationResult, grader: Grader | None
 ) -> list[VertebraOutcome]:
-    dice = dice_per_label(segmentation.vertebrae, case.vertebrae)
+    table = overlap_table(segmentation.vertebrae, case.vertebrae)
+    dice = dice_from_table(table)
     heights = _predicted_heights(case, segmentation) if case.heights_mm else {}
     truth_centres = case.centroids_mm or label_centroids_mm(case.vertebrae, case.affine)
     truth_centres = {k: v for k, v in truth_centres.items() if k in dice}
@@ -93,21 +96,14 @@ def evaluate_case(
             identified=found.identified.get(label, False),
             localisation_mm=found.localisation_mm.get(label, math.nan),
         )
-        match = _best_match(case, segmentation, label)
+        match = best_match(table, label)
         if match in heights and label in case.heights_mm:
             errors = [abs(heights[match][k] - case.heights_mm[label][k]) for k in heights[match]]
             outcome = replace(outcome, height_error_mm=float(np.mean(errors)))
         if grader is not None and outcome.complete and outcome.true_grade is not None:
-            outcome = _graded(outcome, case, segmentation, grader)
+            outcome = _graded(outcome, case, segmentation, grader, match)
         outcomes.append(outcome)
     return outcomes
-
-
-def _best_match(case: Case, segmentation: SegmentationResult, label: int) -> int:
-    """The predicted label overlapping true vertebra ``label`` most (0 when none does)."""
-    overlap = segmentation.vertebrae[case.vertebrae == label]
-    counts = np.bincount(overlap[overlap > 0], minlength=1)
-    return int(np.argmax(counts)) if counts.sum() else 0
 
 
 def _predicted_heights(case: Case, segmentation: SegmentationResult) -> dict[int, dict[str, float]]:
@@ -134,9 +130,12 @@ def _predicted_heights(case: Case, segmentation: SegmentationResult) -> dict[int
 
 
 def _graded(
-    outcome: VertebraOutcome, case: Case, segmentation: SegmentationResult, grader: Grader
+    outcome: VertebraOutcome,
+    case: Case,
+    segmentation: SegmentationResult,
+    grader: Grader,
+    predicted_label: int,
 ) -> VertebraOutcome:
-    predicted_label = _best_match(case, segmentation, outcome.label)
     if predicted_label == 0:
         return outcome.__class__(
             **{**asdict(outcome), "p_grade1": 0.0, "p_grade2": 0.0, "predicted_grade": 0}

@@ -10,32 +10,58 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import ndimage
 
 Point = tuple[float, float, float]
 IDENTIFICATION_RADIUS_MM = 20.0
 
 
+def overlap_table(predicted: NDArray[np.integer], truth: NDArray[np.integer]) -> NDArray[np.int64]:
+    """Voxel counts ``table[true label, predicted label]`` (one pass over the foreground)."""
+    foreground = np.flatnonzero((truth != 0) | (predicted != 0))
+    t = truth.ravel()[foreground].astype(np.int64)
+    p = predicted.ravel()[foreground].astype(np.int64)
+    size = int(max(t.max(initial=0), p.max(initial=0))) + 1
+    table: NDArray[np.int64] = np.bincount(t * size + p, minlength=size * size).reshape(size, size)
+    return table
+
+
 def dice_per_label(predicted: NDArray[np.integer], truth: NDArray[np.integer]) -> dict[int, float]:
     """Dice of each label present in ``truth`` (0 when the prediction misses it)."""
-    labels = [int(v) for v in np.unique(truth) if v != 0]
-    scores = {}
-    for label in labels:
-        t, p = truth == label, predicted == label
-        scores[label] = 2.0 * float(np.count_nonzero(t & p)) / float(t.sum() + p.sum())
-    return scores
+    return dice_from_table(overlap_table(predicted, truth))
+
+
+def best_match(table: NDArray[np.int64], label: int) -> int:
+    """The predicted label overlapping true ``label`` most (0 when none does)."""
+    if label >= table.shape[0]:
+        return 0
+    row = table[label, 1:]
+    return int(np.argmax(row)) + 1 if row.sum() else 0
+
+
+def dice_from_table(joint: NDArray[np.int64]) -> dict[int, float]:
+    """Dice per true label from an overlap table."""
+    size = joint.shape[0]
+    true_sizes, predicted_sizes = joint.sum(axis=1), joint.sum(axis=0)
+    return {
+        label: 2.0 * float(joint[label, label]) / float(true_sizes[label] + predicted_sizes[label])
+        for label in range(1, size)
+        if true_sizes[label] > 0
+    }
 
 
 def label_centroids_mm(
     labels: NDArray[np.integer], affine: NDArray[np.float64]
 ) -> dict[int, Point]:
     """Centre of mass of each label, mapped through ``affine`` to millimetres."""
-    present = [int(v) for v in np.unique(labels) if v != 0]
-    centres = ndimage.center_of_mass(np.ones(labels.shape), labels, present)
+    voxels = np.nonzero(labels)
+    values = labels[voxels].astype(np.int64)
+    counts = np.bincount(values)
+    sums = [np.bincount(values, weights=axis.astype(np.float64)) for axis in voxels]
     points = {}
-    for label, centre in zip(present, centres, strict=True):
-        x, y, z = (affine @ np.append(np.asarray(centre, dtype=np.float64), 1.0))[:3]
-        points[label] = (float(x), float(y), float(z))
+    for label in np.flatnonzero(counts[1:]) + 1:
+        centre = np.array([s[label] / counts[label] for s in sums] + [1.0])
+        x, y, z = (affine @ centre)[:3]
+        points[int(label)] = (float(x), float(y), float(z))
     return points
 
 
