@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import ssl
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
@@ -222,9 +223,16 @@ def open_listener(
     store_config: StoreSettings,
     router: SeriesRouter = default_router,
     model_version: str = DEFAULT_MODEL_VERSION,
+    router_factory: Callable[[SqlStore], SeriesRouter] | None = None,
 ) -> Listener:
-    """A :class:`Listener` on the store and spool named in ``store_config`` (StoreSettings)."""
+    """A :class:`Listener` on the store and spool named in ``store_config`` (StoreSettings).
+
+    ``router_factory`` builds the router from the opened store (routing rules that read the
+    spooled headers need it); it takes precedence over ``router``.
+    """
     store = SqlStore.open(store_config.database, store_config.database_url)
+    if router_factory is not None:
+        router = router_factory(store)
     queue = JobQueue(
         store,
         store_config.job_max_attempts,

@@ -108,6 +108,8 @@ def _resolve_model(model: BaseModel, base: Path) -> BaseModel:
         value = getattr(model, name)
         if isinstance(value, BaseModel):
             updates[name] = _resolve_model(value, base)
+        elif isinstance(value, list) and value and all(isinstance(v, BaseModel) for v in value):
+            updates[name] = [_resolve_model(v, base) for v in value]
         elif isinstance(value, Path) and not value.is_absolute() and name != "data_dir":
             updates[name] = base / value.expanduser()
     return model.model_copy(update=updates)

@@ -49,13 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(invocation: Invocation) -> int:
-    import json
+    from dataclasses import replace
 
     from rich.console import Console
 
-    from pipeline.analysis import analyze_volume
-    from pipeline.nifti import write_nifti
-    from pipeline.overview import render_overview
+    from pipeline.run import run_analysis, write_analysis
 
     args = invocation.args
     settings = invocation.settings()
@@ -63,27 +61,13 @@ def run(invocation: Invocation) -> int:
     with console.status("reading input") as status:
         image, maps, voxel_axes, rejected = _load(args, settings, status.update)
         grader = None if args.no_grader or image is None else _grader(settings)
-        result, measurements = analyze_volume(
-            image, maps, grader, str(args.input), voxel_axes, progress=status.update
-        )
+        output = run_analysis(image, maps, grader, str(args.input), voxel_axes, status.update)
         if rejected:
-            from dataclasses import replace
-
-            result = replace(result, rejected_series=rejected)
-        out: Path = args.out
-        out.mkdir(parents=True, exist_ok=True)
-        status.update("writing findings.json, vertebrae.nii.gz")
-        (out / "findings.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
-        write_nifti(
-            maps.vertebrae.array.astype("uint8"), maps.vertebrae.affine, out / "vertebrae.nii.gz"
-        )
-        status.update("drawing overview.png")
-        render_overview(
-            out / "overview.png", maps.vertebrae, result.vertebrae, measurements, image,
-            title=f"SpineScreen: {args.input.name}",
-        )  # fmt: skip
-    _print_table(result)
-    print(f"wrote {out / 'findings.json'}, {out / 'vertebrae.nii.gz'}, {out / 'overview.png'}")
+            output = replace(output, result=replace(output.result, rejected_series=rejected))
+        status.update("writing findings.json, vertebrae.nii.gz, overview.png")
+        written = write_analysis(output, args.out, title=f"SpineScreen: {args.input.name}")
+    _print_table(output.result)
+    print("wrote " + ", ".join(str(p) for p in written))
     return 0
 
 

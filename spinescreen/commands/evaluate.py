@@ -1,7 +1,8 @@
 """``spinescreen evaluate CONFIG|WEIGHTS``: evaluation report (JSON, Markdown, PNG plots).
 
 WEIGHTS is a folder with ``segmenter/`` (and optionally ``grader/``) model cards; it is
-evaluated on held-out realistic phantoms (seeds below 1000, never used for training).
+evaluated on held-out realistic phantoms (seeds below 1000, never used for training), by
+default drawn on a 256 matrix at 1.5 mm in-plane (the segmenter works at 3 mm anyway).
 CONFIG is an evaluation YAML (configs/training/evaluation.yaml) naming weights, data and output.
 """
 
@@ -26,6 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--first-seed", type=int, default=0, help="first evaluation seed")
     parser.add_argument("--out", type=Path, help="report folder (default: WEIGHTS/report)")
     parser.add_argument("--backend", choices=["onnxruntime", "torch"], default="onnxruntime")
+    parser.add_argument(
+        "--full-resolution",
+        action="store_true",
+        help="phantoms at their drawn 512 matrix (default: 256 matrix at 1.5 mm, 5x faster)",
+    )
 
 
 def run(invocation: Invocation) -> int:
@@ -80,7 +86,11 @@ def _config(args: argparse.Namespace) -> EvaluationConfig:
         kind="phantoms",
         first_seed=args.first_seed,
         count=args.phantoms,
-        params={"mode": "realistic"},
+        params=(
+            {"mode": "realistic"}
+            if args.full_resolution
+            else {"mode": "realistic", "matrix": 256, "pixel_spacing_mm": 1.5}
+        ),
     )
     return EvaluationConfig(
         weights_dir=args.target,

@@ -1,0 +1,62 @@
+"""One analysis from a loaded volume to its files: shared by ``spinescreen analyze`` and the
+service workers, so both write exactly the same ``findings.json``, label map and overview."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline.analysis import LabelMaps, Progress, analyze_volume
+from pipeline.morphometry import VertebraMeasurement
+from pipeline.nifti import write_nifti
+from pipeline.overview import render_overview
+from pipeline.types import StudyResult, Volume
+
+if TYPE_CHECKING:
+    from models import Grader
+
+FINDINGS = "findings.json"
+LABEL_MAP = "vertebrae.nii.gz"
+OVERVIEW = "overview.png"
+
+
+@dataclass(frozen=True)
+class AnalysisOutput:
+    """Everything one analysis produced; ``image`` is None for a label map analysed alone."""
+
+    result: StudyResult
+    maps: LabelMaps
+    measurements: tuple[VertebraMeasurement, ...]
+    image: Volume | None
+
+
+def run_analysis(
+    image: Volume | None,
+    maps: LabelMaps,
+    grader: Grader | None,
+    input_name: str,
+    voxel_axes: str,
+    progress: Progress | None = None,
+) -> AnalysisOutput:
+    result, measurements = analyze_volume(image, maps, grader, input_name, voxel_axes, progress)
+    return AnalysisOutput(result, maps, measurements, image)
+
+
+def write_analysis(output: AnalysisOutput, out: Path, title: str) -> tuple[Path, Path, Path]:
+    """Write findings.json, vertebrae.nii.gz (input grid) and overview.png into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    findings = out / FINDINGS
+    findings.write_text(json.dumps(output.result.to_json(), indent=2) + "\n", encoding="utf-8")
+    labels = output.maps.vertebrae
+    write_nifti(labels.array.astype("uint8"), labels.affine, out / LABEL_MAP)
+    render_overview(
+        out / OVERVIEW,
+        labels,
+        output.result.vertebrae,
+        output.measurements,
+        output.image,
+        title=title,
+    )
+    return findings, out / LABEL_MAP, out / OVERVIEW
