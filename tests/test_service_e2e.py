@@ -18,7 +18,8 @@ from pynetdicom import AE, StoragePresentationContexts
 from pipeline.service import GivenLabels
 from spinescreen.config import load_settings
 from spinescreen.service import Service
-from tests.conftest import free_port
+from tests.conftest import free_port, require_tool
+from tests.orthanc import OrthancServer
 from training.phantoms import PhantomParams, make_ct_phantom, parse_fracture, write_ct_nifti
 from training.phantoms.dicom_writer import write_ct_study
 
@@ -56,11 +57,13 @@ def send(folder: Path, port: int) -> int:
     return sent
 
 
-def wait_until_delivered(service: Service, timeout_s: float = 180.0) -> dict[str, Any]:
+def wait_until_delivered(
+    service: Service, deliveries: int = 3, timeout_s: float = 180.0
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         state = service.status()
-        if state["jobs"].get("done") and state["deliveries"].get("done", 0) >= 3:
+        if state["jobs"].get("done") and state["deliveries"].get("done", 0) >= deliveries:
             return state
         if state["jobs"].get("failed") or state["jobs"].get("dead"):
             pytest.fail(
@@ -118,3 +121,63 @@ def test_study_in_results_out(study: tuple[Path, Any], tmp_path: Path) -> None:
     assert set(by_level) == set(graded)
     l1 = {e.name.value: e.value.value for e in by_level["L1"].get_qualitative_evaluations()}
     assert l1["GENANT"] == "G3"
+
+
+@pytest.mark.integration
+def test_orthanc_forwards_a_study_and_gets_the_results_back(
+    study: tuple[Path, Any], tmp_path: Path
+) -> None:
+    """A real PACS: Orthanc holds the study, forwards it over REST (/modalities/.../store),
+    and receives SR, SEG and key image back from the service's outbox."""
+    require_tool("Orthanc", "orthanc")
+    folder, phantom = study
+    port = free_port()
+    orthanc = OrthancServer(
+        tmp_path / "orthanc", modalities={"spinescreen": ("SPINESCREEN", "127.0.0.1", port)}
+    )
+    pacs = {"name": "orthanc", "ae_title": orthanc.aet, "host": "127.0.0.1",
+            "port": orthanc.dicom_port}  # fmt: skip
+    settings = load_settings(
+        overrides={
+            "data_dir": tmp_path / "data",
+            "listener.port": port,
+            "listener.quiet_period_s": 1.0,
+            "serve.health_port": 0,
+            "delivery.destinations": [pacs],
+        },
+        environ={},
+    )
+    first_ct = next((folder / "dicom" / "CT").glob("*.dcm"))
+    ct_series = str(pydicom.dcmread(first_ct, stop_before_pixels=True).SeriesInstanceUID)
+    with orthanc:
+        study_ids = {orthanc.upload(p)["ParentStudy"] for p in (folder / "dicom").rglob("*.dcm")}
+        assert len(study_ids) == 1
+        service = Service(settings, labels=GivenLabels({ct_series: folder / "vertebrae.nii.gz"}))
+        service.start()
+        try:
+            orthanc.store_to("spinescreen", sorted(study_ids))
+            wait_until_delivered(service, deliveries=6)  # 3 objects x (folder + Orthanc)
+        finally:
+            service.stop()
+        study_id = study_ids.pop()
+        series = orthanc.get(f"/studies/{study_id}/series")
+        modalities = sorted(s["MainDicomTags"]["Modality"] for s in series)
+        sr_instance = next(
+            s["Instances"][0] for s in series if s["MainDicomTags"]["Modality"] == "SR"
+            and "SpineScreen" in s["MainDicomTags"].get("SeriesDescription", "")
+        )  # fmt: skip
+        url = f"{orthanc.url}/instances/{sr_instance}/file"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            sr_bytes = response.read()
+    for modality in ("SEG", "OT"):
+        assert modality in modalities, f"{modality} did not arrive in Orthanc: {modalities}"
+    sr_path = tmp_path / "sr.dcm"
+    sr_path.write_bytes(sr_bytes)
+    sr = hd.sr.Comprehensive3DSR.from_dataset(pydicom.dcmread(sr_path))
+    groups = {
+        g.tracking_identifier.removeprefix("Vertebra "): g
+        for g in sr.content.get_planar_roi_measurement_groups()
+    }
+    truth = {v.level: v.genant_grade for v in phantom.vertebra_truth if v.complete}
+    l1 = {e.name.value: e.value.value for e in groups["L1"].get_qualitative_evaluations()}
+    assert l1["GENANT"] == f"G{truth['L1']}"
