@@ -181,3 +181,39 @@ def test_orthanc_forwards_a_study_and_gets_the_results_back(
     truth = {v.level: v.genant_grade for v in phantom.vertebra_truth if v.complete}
     l1 = {e.name.value: e.value.value for e in groups["L1"].get_qualitative_evaluations()}
     assert l1["GENANT"] == f"G{truth['L1']}"
+
+
+def test_serve_answers_echo_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPINESCREEN_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "spinescreen", "serve", "--data-dir", str(tmp_path),
+         "--port", str(port), "--health-port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        seen = []
+        for line in process.stdout:  # logs first; the banner once the service is up
+            seen.append(line)
+            if line.startswith("spinescreen serve:") or len(seen) > 100:
+                break
+        assert f"on port {port}" in seen[-1], "".join(seen)
+        ae = AE(ae_title="TEST_PACS")
+        ae.add_requested_context("1.2.840.10008.1.1")
+        assoc = ae.associate("127.0.0.1", port, ae_title="SPINESCREEN")
+        assert assoc.is_established
+        assert assoc.send_c_echo().Status == 0
+        assoc.release()
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, output
+    assert "stopped cleanly" in output
