@@ -84,7 +84,7 @@ def test_shipped_training_configs_are_valid(name: str) -> None:
 
 
 def test_dice_ignores_classes_absent_from_the_batch() -> None:
-    from training.losses import present_class_dice
+    from training.losses import foreground_dice, present_class_dice
 
     target = torch.zeros((1, 1, 4, 4, 4), dtype=torch.long)
     target[0, 0, :2] = 3
@@ -96,3 +96,5 @@ def test_dice_ignores_classes_absent_from_the_batch() -> None:
     empty = torch.zeros((1, 5, 4, 4, 4))
     empty[:, 0] = 20.0  # predicts background everywhere
     assert float(present_class_dice(empty, target)) > 0.9
+    assert float(foreground_dice(perfect, target)) < 1e-3
+    assert float(foreground_dice(empty, target)) > 0.9

@@ -23,7 +23,7 @@ def segmentation_loss(
 ) -> torch.Tensor:
     """DiceCE on the vertebra classes + CE on the sub-regions (ignoring unknown voxels)."""
     vert_logits, sub_logits = split_segmenter_logits(logits.float())
-    loss = present_class_dice(vert_logits, vertebra)
+    loss = present_class_dice(vert_logits, vertebra) + foreground_dice(vert_logits, vertebra)
     loss = loss + torch.nn.functional.cross_entropy(vert_logits, vertebra[:, 0].long())
     target = subregion[:, 0].long()
     if bool((target != IGNORE_INDEX).any()):
@@ -40,6 +40,14 @@ def present_class_dice(logits: torch.Tensor, target: torch.Tensor) -> torch.Tens
     if not bool(present.any()):
         return logits.sum() * 0.0
     return per_class[present].mean()
+
+
+def foreground_dice(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Soft Dice loss of "any vertebra" against background: an easy signal early in training."""
+    foreground = 1.0 - torch.softmax(logits, dim=1)[:, 0]
+    truth = (target[:, 0] > 0).float()
+    overlap = (foreground * truth).sum()
+    return 1.0 - (2.0 * overlap + 1.0) / (foreground.sum() + truth.sum() + 1.0)
 
 
 def grader_loss(
