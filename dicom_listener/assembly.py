@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 
+from dicom_listener.records import SeriesInfo
 from dicom_listener.routing import SeriesRouter
 from dicom_listener.store import Store
 
@@ -30,7 +31,7 @@ class StudyAssembler:
         queued: list[int] = []
         for study in self.store.due_studies(now):
             changed = [s for s in self.store.series_of_study(study.study_uid) if s.changed]
-            decisions = {s.series_uid: self.router(s) for s in changed}
+            decisions = {s.series_uid: self._route(s) for s in changed}
             job_ids = self.store.complete_study(study, decisions, self.model_version, now)
             rejected = sum(reason is not None for reason in decisions.values())
             log.info(
@@ -42,6 +43,14 @@ class StudyAssembler:
             )
             queued.extend(job_ids)
         return queued
+
+    def _route(self, series: SeriesInfo) -> str | None:
+        """The router's decision; a router failure rejects this series only, with the reason."""
+        try:
+            return self.router(series)
+        except Exception as exc:
+            log.exception("routing series %s failed", series.series_uid)
+            return f"routing failed: {type(exc).__name__}: {exc}"
 
 
 class CompletionTicker(threading.Thread):

@@ -24,6 +24,7 @@ from dicom_listener.settings import (
     DestinationSettings,
     DestinationTlsSettings,
 )
+from dicom_listener.spool import safe_name
 from spinescreen.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def deliver_to_folder(settings: DeliverySettings, batch: Sequence[Delivery]) -> 
     """Write each object to ``<outbox_dir>/<study>/<Modality>_<SOPInstanceUID>.dcm``."""
     outcomes = []
     for delivery in batch:
-        target = settings.outbox_dir / delivery.study_uid / delivery.path.name
+        target = settings.outbox_dir / safe_name(delivery.study_uid) / delivery.path.name
         try:
             durable_copy(delivery.path, target)
         except OSError as exc:

@@ -32,6 +32,7 @@ from sqlalchemy import and_, insert, or_, select, update
 from dicom_listener.jobs import backoff_s
 from dicom_listener.schema import deliveries
 from dicom_listener.settings import FOLDER_DESTINATION, DeliverySettings
+from dicom_listener.spool import safe_name
 from spinescreen.errors import DeliveryError
 
 if TYPE_CHECKING:
@@ -159,7 +160,7 @@ class Outbox:
                 f"result object {source} belongs to study {obj.study_uid}, not {study_uid}; "
                 "submit it with its own study"
             )
-        relative = f"{study_uid}/{obj.file_name}"
+        relative = f"{safe_name(study_uid)}/{obj.file_name}"
         target = self.results_dir / relative
         if source.resolve() != target.resolve():
             try:

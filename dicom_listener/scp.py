@@ -57,6 +57,10 @@ class Listener:
         self._server: ThreadedAssociationServer | None = None
 
     @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    @property
     def port(self) -> int:
         """The bound port (useful with port 0)."""
         if self._server is None:

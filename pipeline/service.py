@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 import pydicom
 from pydicom.dataset import Dataset
 
+from dicom_listener.spool import safe_name
 from pipeline.analysis import (
     VOXEL_AXES_DICOM,
     LabelMaps,
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from spinescreen.config import Settings
 
 log = logging.getLogger(__name__)
+PIXEL_DATA = 0x7FE00010
 
 Submit = Callable[[str, Sequence[Path], int], object]  # (study UID, files, job id)
 
@@ -141,7 +143,7 @@ def analyse_job(
     reject_empty(maps)
     name = f"study {job.study_uid}, series {job.series_uid}"
     output = run_analysis(image, maps, grader, name, VOXEL_AXES_DICOM)
-    folder = settings.data_dir / "results" / job.study_uid / f"job-{job.id}"
+    folder = settings.data_dir / "results" / safe_name(job.study_uid) / f"job-{job.id}"
     _, _, overview = write_analysis(output, folder, title=f"SpineScreen: series {job.series_uid}")
     fracture = bool(output.result.fractured_levels)
     if not (fracture or settings.delivery.send_negative_reports):
@@ -177,7 +179,7 @@ def identity_of(
 def previous_report(data_dir: Path, study_uid: str, current: Path) -> Dataset | None:
     """The newest earlier SR of the study (for Predecessor Documents), headers only."""
     earlier = [
-        p for p in (data_dir / "results" / study_uid).glob("job-*/dicom/sr.dcm")
+        p for p in (data_dir / "results" / safe_name(study_uid)).glob("job-*/dicom/sr.dcm")
         if p.parent.parent != current
     ]  # fmt: skip
     if not earlier:
@@ -187,9 +189,8 @@ def previous_report(data_dir: Path, study_uid: str, current: Path) -> Dataset | 
 
 
 def _without_pixels(ds: Dataset) -> Dataset:
-    header = Dataset(ds)
-    if "PixelData" in header:
-        del header.PixelData
+    """A header copy for evidence; ``ds`` keeps its pixels."""
+    header = Dataset({elem.tag: elem for elem in ds if elem.tag != PIXEL_DATA})
     header.file_meta = ds.file_meta
     return header
 
@@ -218,7 +219,12 @@ class AnalysisWorker(threading.Thread):
 
     def run(self) -> None:
         while not self.stopping.is_set():
-            job = self.queue.claim(self.name, self.settings.store.lease_s)
+            try:
+                job = self.queue.claim(self.name, self.settings.store.lease_s)
+            except Exception:
+                log.exception("cannot claim a job; retrying in %.0f s", 10 * self.poll_s)
+                self.stopping.wait(10 * self.poll_s)
+                continue
             if job is None:
                 self.stopping.wait(self.poll_s)
                 continue
@@ -233,18 +239,38 @@ class AnalysisWorker(threading.Thread):
         beat.start()
         try:
             result = analyse_job(job, self.settings, self.store, self.labels, self._grader())
+            if not self._still_ours(job):
+                return
             if result.objects:
                 self.submit(job.study_uid, result.objects, job.id)
             self.queue.complete(job, str(result.folder))
             log.info("job %d done: %s", job.id, result.folder, extra={"job_id": job.id})
         except SpineScreenError as exc:
             log.warning("job %d failed: %s", job.id, exc, extra={"job_id": job.id})
-            self.queue.fail(job, str(exc))
+            self._fail(job, str(exc))
         except Exception as exc:
             log.exception("job %d failed unexpectedly", job.id, extra={"job_id": job.id})
-            self.queue.fail(job, f"unexpected error: {exc!r}")
+            self._fail(job, f"unexpected error: {exc!r}")
         finally:
             beat.stop()
+
+    def _still_ours(self, job: Job) -> bool:
+        """Deliver only while this worker holds the lease and no newer job superseded it."""
+        if not self.queue.heartbeat(job, self.settings.store.lease_s):
+            log.warning("job %d: lease lost; results kept, not delivered", job.id)
+            return False
+        current = self.queue.get(job.id)
+        if current is not None and current.superseded_by is not None:
+            log.info("job %d superseded by %d; not delivered", job.id, current.superseded_by)
+            self.queue.complete(job, "superseded")
+            return False
+        return True
+
+    def _fail(self, job: Job, reason: str) -> None:
+        try:
+            self.queue.fail(job, reason)
+        except Exception:
+            log.exception("job %d: cannot record the failure; its lease will expire", job.id)
 
     def _grader(self) -> Grader | None:
         from models import load_grader
@@ -263,7 +289,10 @@ class _Heartbeat(threading.Thread):
 
     def run(self) -> None:
         while not self.done.wait(self.lease_s / 3):
-            self.queue.heartbeat(self.job, self.lease_s)
+            try:
+                self.queue.heartbeat(self.job, self.lease_s)
+            except Exception:
+                log.exception("job %d: heartbeat failed; trying again", self.job.id)
 
     def stop(self) -> None:
         self.done.set()

@@ -38,17 +38,23 @@ class Service:
         self.health: ThreadingHTTPServer | None = None
 
     def start(self) -> None:
-        from dicom_listener import open_listener
+        """Start every part; on failure, stop what already started and re-raise."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
         from dicom_listener.delivery import DeliveryWorker
         from dicom_listener.outbox import Outbox
-        from pipeline.service import AnalysisWorker, StudyRouter, model_version
+        from pipeline.service import AnalysisWorker
 
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
-        self.listener = open_listener(
-            s.listener, s.store, model_version=model_version(s.models),
-            router_factory=lambda store: StudyRouter(store, s.store.spool_dir, _rules(s)),
-        )  # fmt: skip
+        if self.labels is None:
+            _warn_without_segmenter(s)
+        self.listener = open_routed_listener(s)
         self.listener.start()
         self.outbox = Outbox(self.listener.store, s.delivery, s.data_dir)
         self.delivery = DeliveryWorker(self.outbox, s.delivery, s.listener.ae_title)
@@ -95,6 +101,8 @@ class Service:
     def status(self) -> dict[str, Any]:
         """What the health endpoint answers: liveness of each part and queue counts."""
         listener = self.listener
+        if listener is None or not listener.running:
+            return {"status": "stopped", "jobs": {}, "deliveries": {}}
         jobs: dict[str, int] = {}
         if listener is not None:
             for job in listener.queue.list_jobs():
@@ -115,10 +123,30 @@ class Service:
         }
 
 
-def _rules(settings: Settings) -> Any:
+def open_routed_listener(settings: Settings) -> Listener:
+    """The listener with the analysis routing rules and the installed models' version."""
+    from dicom_listener import open_listener
     from pipeline.routing import load_rules
+    from pipeline.service import StudyRouter, model_version
 
-    return load_rules(settings.analysis.routing_rules)
+    rules = load_rules(settings.analysis.routing_rules)
+    return open_listener(
+        settings.listener,
+        settings.store,
+        model_version=model_version(settings.models),
+        router_factory=lambda store: StudyRouter(store, settings.store.spool_dir, rules),
+    )
+
+
+def _warn_without_segmenter(settings: Settings) -> None:
+    from models.card import read_card
+    from models.loading import model_folder
+    from spinescreen.errors import ModelError
+
+    try:
+        read_card(model_folder(settings.models, "segmenter"))
+    except ModelError as exc:
+        log.error("no segmenter installed: every analysis job will fail until one is (%s)", exc)
 
 
 def _health_server(service: Service, port: int) -> ThreadingHTTPServer:

@@ -88,6 +88,26 @@ def test_study_completes_after_quiet_period_with_one_job_per_routable_series(
     assert assembler.complete_due(now=5000.0) == [], "a complete study must not queue again"
 
 
+def test_a_router_failure_rejects_that_series_and_other_studies_still_complete(
+    store: SqlStore,
+) -> None:
+    broken_study, good_study = generate_uid(), generate_uid()
+    broken, good = generate_uid(), generate_uid()
+    store.record_instance(stored(broken_study, broken, at=1000.0))
+    store.record_instance(stored(good_study, good, at=1001.0))
+
+    def router(series: SeriesInfo) -> str | None:
+        if series.series_uid == broken:
+            raise ValueError("malformed SliceThickness")
+        return None
+
+    job_ids = StudyAssembler(store, router, "m1").complete_due(now=2000.0)
+    assert [j.series_uid for j in JobQueue(store).list_jobs()] == [good]
+    assert len(job_ids) == 1
+    reasons = {s.series_uid: s.rejection_reason for s in store.list_series()}
+    assert "routing failed: ValueError: malformed SliceThickness" in (reasons[broken] or "")
+
+
 def test_quiet_period_per_calling_ae_is_kept_in_the_index(store: SqlStore) -> None:
     study = generate_uid()
     store.record_instance(stored(study, generate_uid(), at=1000.0, quiet=60.0))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 from pydicom import dcmread
@@ -134,6 +135,9 @@ def test_nifti_round_trip_keeps_grid_and_converts_ras_to_lps(tmp_path: Path) -> 
     )
     array = np.arange(24, dtype=np.int16).reshape(2, 3, 4)
     write_nifti(array, affine_lps, tmp_path / "x.nii.gz")
+    # On disk the affine is RAS+ (x and y negated), whatever our own reader makes of it.
+    expected_ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine_lps
+    np.testing.assert_allclose(nib.load(tmp_path / "x.nii.gz").affine, expected_ras, atol=1e-5)
     volume = read_nifti(tmp_path / "x.nii.gz")
     np.testing.assert_allclose(volume.affine, affine_lps, atol=1e-5)
     np.testing.assert_array_equal(volume.array, array)

@@ -53,7 +53,7 @@ def build_key_image(
         sop_instance_uid=generate_uid(),
         instance_number=1,
         manufacturer=MANUFACTURER,
-        patient_orientation=("A", "F"),
+        patient_orientation=("P", "F"),  # the overview: anterior left, head up
         transfer_syntax_uid="1.2.840.10008.1.2.1",
         contributing_equipment=[identity.contributing_equipment()],
         series_description=f"SpineScreen key image ({DISCLAIMER_SHORT})",

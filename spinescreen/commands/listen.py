@@ -23,10 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(invocation: Invocation) -> int:
-    from dicom_listener import open_listener
+    from spinescreen.service import open_routed_listener
 
     settings = invocation.settings()
-    listener = open_listener(settings.listener, settings.store)
+    listener = open_routed_listener(settings)
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:

@@ -39,13 +39,15 @@ def run(invocation: Invocation) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
     service.start()
-    assert service.listener is not None
-    print(
-        f"spinescreen serve: {settings.listener.ae_title} on port {service.listener.port}, "
-        f"data in {settings.data_dir}. {CLINICAL_DISCLAIMER}",
-        flush=True,
-    )
-    while not stopping.wait(1.0):
-        pass
-    service.stop()
+    try:
+        assert service.listener is not None
+        print(
+            f"spinescreen serve: {settings.listener.ae_title} on port {service.listener.port}, "
+            f"data in {settings.data_dir}. {CLINICAL_DISCLAIMER}",
+            flush=True,
+        )
+        while not stopping.wait(1.0):
+            pass
+    finally:
+        service.stop()
     return 0
