@@ -24,7 +24,7 @@ from pipeline.types import Finding, Morphology, SeriesUsed, StudyResult, Volume
 from spinescreen.errors import GeometryError, InputRejected
 
 if TYPE_CHECKING:
-    from models import Grader
+    from models import Grader, Segmenter
     from models.settings import ModelSettings
 
 log = logging.getLogger(__name__)
@@ -76,11 +76,15 @@ def normalise_subregions(array: NDArray[Any]) -> NDArray[np.uint8]:
     return out
 
 
-def segment_with_model(image: Volume, settings: ModelSettings) -> LabelMaps:
-    """Run the shipped segmenter (raises ModelError when no weights are installed)."""
+def segment_with_model(
+    image: Volume, settings: ModelSettings, segmenter: Segmenter | None = None
+) -> LabelMaps:
+    """Run the shipped segmenter, or ``segmenter`` when given (loaded once by a worker).
+
+    Raises ModelError when no weights are installed."""
     from models import load_segmenter
 
-    segmenter = load_segmenter(settings)
+    segmenter = segmenter or load_segmenter(settings)
     view = to_canonical(image, image.array.astype(np.float32, copy=False))
     result = segmenter.segment(view.array, view.spacing_mm)
     card = segmenter.card

@@ -48,7 +48,9 @@ def write_analysis(output: AnalysisOutput, out: Path, title: str) -> tuple[Path,
     """Write findings.json, vertebrae.nii.gz (input grid) and overview.png into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     findings = out / FINDINGS
-    findings.write_text(json.dumps(output.result.to_json(), indent=2) + "\n", encoding="utf-8")
+    partial = findings.with_suffix(".partial")
+    partial.write_text(json.dumps(output.result.to_json(), indent=2) + "\n", encoding="utf-8")
+    partial.replace(findings)  # readers never see a half-written findings.json
     labels = output.maps.vertebrae
     write_nifti(labels.array.astype("uint8"), labels.affine, out / LABEL_MAP)
     render_overview(

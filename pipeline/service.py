@@ -41,7 +41,7 @@ from spinescreen.errors import ModelError, SpineScreenError
 
 if TYPE_CHECKING:
     from dicom_listener import Job, JobQueue, SeriesInfo, SqlStore
-    from models import Grader
+    from models import Grader, Segmenter
     from models.settings import ModelSettings
     from spinescreen.config import Settings
 
@@ -62,9 +62,14 @@ class ModelLabels:
 
     def __init__(self, settings: ModelSettings) -> None:
         self.settings = settings
+        self._segmenter: Segmenter | None = None
 
     def __call__(self, image: Volume) -> LabelMaps:
-        return segment_with_model(image, self.settings)
+        if self._segmenter is None:  # load (and checksum) once, not per job
+            from models import load_segmenter
+
+            self._segmenter = load_segmenter(self.settings)
+        return segment_with_model(image, self.settings, self._segmenter)
 
 
 class GivenLabels:
@@ -216,6 +221,8 @@ class AnalysisWorker(threading.Thread):
         self.labels = labels or ModelLabels(settings.models)
         self.poll_s = poll_s
         self.stopping = threading.Event()
+        self._grader_tried = False
+        self._grader_model: Grader | None = None
 
     def run(self) -> None:
         while not self.stopping.is_set():
@@ -273,12 +280,16 @@ class AnalysisWorker(threading.Thread):
             log.exception("job %d: cannot record the failure; its lease will expire", job.id)
 
     def _grader(self) -> Grader | None:
-        from models import load_grader
+        """The grader, loaded once; without one the analysis is morphometry only (logged)."""
+        if not self._grader_tried:
+            from models import load_grader
 
-        try:
-            return load_grader(self.settings.models)
-        except ModelError:
-            return None
+            self._grader_tried = True
+            try:
+                self._grader_model = load_grader(self.settings.models)
+            except ModelError as exc:
+                log.warning("no usable grader, morphometry only: %s", exc)
+        return self._grader_model
 
 
 class _Heartbeat(threading.Thread):
