@@ -33,7 +33,7 @@ from pipeline.analysis import (
 from pipeline.dicom_headers import HeaderFile, summarize_series
 from pipeline.outputs.identity import AlgorithmIdentity
 from pipeline.outputs.results import write_dicom_results
-from pipeline.routing import RoutingRules, load_rules, route_study
+from pipeline.routing import RoutingDecision, RoutingRules, load_rules, route_study
 from pipeline.run import AnalysisOutput, run_analysis, write_analysis
 from pipeline.types import Volume
 from pipeline.volume import build_volume
@@ -102,20 +102,32 @@ class StudyRouter:
         self.store = store
         self.spool_dir = spool_dir
         self.rules = rules or load_rules()
+        # The decisions of the last study routed, keyed by its series and their sizes: the
+        # assembler asks once per changed series, the headers are read once per completion.
+        self._cache: tuple[object, dict[str, RoutingDecision]] | None = None
 
     def __call__(self, series: SeriesInfo) -> str | None:
+        decision = self._decisions(series.study_uid).get(series.series_uid)
+        if decision is None:
+            return "the series holds no image instances"
+        return None if decision.accepted else decision.reason
+
+    def _decisions(self, study_uid: str) -> dict[str, RoutingDecision]:
+        members = self.store.series_of_study(study_uid)
+        key = (study_uid, tuple((s.series_uid, s.instance_count) for s in members))
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
         summaries = []
-        for other in self.store.series_of_study(series.study_uid):
+        for other in members:
             instances = self.store.series_instances(other.series_uid)
             headers = [_header(self.spool_dir / i.path) for i in instances]
             images = [h for h in headers if h is not None and "Rows" in h.header]
             if images:
                 summaries.append(summarize_series(images))
         _, decisions = route_study(summaries, self.rules)
-        for decision in decisions:
-            if decision.series_instance_uid == series.series_uid:
-                return None if decision.accepted else decision.reason
-        return "the series holds no image instances"
+        by_series = {d.series_instance_uid: d for d in decisions}
+        self._cache = (key, by_series)
+        return by_series
 
 
 def _header(path: Path) -> HeaderFile | None:
