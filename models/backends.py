@@ -49,6 +49,7 @@ class OnnxBackend:
         options.intra_op_num_threads = cpu_threads(settings)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        options.enable_cpu_mem_arena = False  # return activation memory between calls
         providers = _onnx_providers(settings, ort.get_available_providers())
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
