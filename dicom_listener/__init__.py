@@ -16,8 +16,9 @@ Knows nothing of models. The public surface::
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from spinescreen.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from dicom_listener.assembly import CompletionTicker, StudyAssembler
@@ -111,7 +112,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'dicom_listener' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

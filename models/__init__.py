@@ -11,8 +11,9 @@ probabilities.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from spinescreen.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from models.card import ModelCard
@@ -47,7 +48,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'models' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)
