@@ -18,7 +18,6 @@ like most archives, keeps or overwrites the same instance instead of adding a se
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -33,6 +32,7 @@ from dicom_listener.jobs import backoff_s
 from dicom_listener.schema import deliveries
 from dicom_listener.settings import FOLDER_DESTINATION, DeliverySettings
 from dicom_listener.spool import safe_name
+from spinescreen.durable import atomic_file
 from spinescreen.errors import DeliveryError
 
 if TYPE_CHECKING:
@@ -108,18 +108,8 @@ def read_result_object(path: Path) -> ResultObject:
 
 def durable_copy(source: Path, target: Path) -> None:
     """Copy ``source`` to ``target`` atomically: temporary file, fsync, rename, directory fsync."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.tmp")
-    with source.open("rb") as reader, temporary.open("wb") as writer:
+    with source.open("rb") as reader, atomic_file(target) as writer:
         shutil.copyfileobj(reader, writer)
-        writer.flush()
-        os.fsync(writer.fileno())
-    os.replace(temporary, target)
-    directory = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 class Outbox:

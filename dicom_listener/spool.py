@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from spinescreen.durable import fsync_directory
 from spinescreen.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ class Spool:
             part.unlink(missing_ok=True)
             removed += 1
         if removed:
-            _fsync_dir(self.temp)
+            fsync_directory(self.temp)
         return removed
 
     def files(self) -> Iterator[str]:
@@ -106,7 +107,7 @@ class Spool:
                 probe = probe.parent
             for new in reversed(missing):
                 new.mkdir(exist_ok=True)
-                _fsync_dir(new.parent)
+                fsync_directory(new.parent)
             self._known_dirs.add(directory)
 
 
@@ -133,7 +134,7 @@ class DirectorySync:
                 if self._synced.get(directory, 0) >= ticket:
                     return
                 target = self._issued.get(directory, ticket)
-            _fsync_dir(directory)
+            fsync_directory(directory)
             with self._mutex:
                 self._synced[directory] = target
                 if len(self._issued) > MAX_TRACKED_DIRS:
@@ -146,11 +147,3 @@ class DirectorySync:
             if idle and not self._leaders[directory].locked():
                 del self._issued[directory], self._leaders[directory]
                 self._synced.pop(directory, None)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -42,12 +42,6 @@ def segmenter_architecture(
     }
 
 
-def grader_architecture(
-    block_inplanes: tuple[int, ...] = (16, 32, 64, 128), layers: tuple[int, ...] = (1, 1, 1, 1)
-) -> dict[str, Any]:
-    return {"network": "resnet", "block_inplanes": list(block_inplanes), "layers": list(layers)}
-
-
 def build_network(architecture: dict[str, Any]) -> torch.nn.Module:
     """The torch module a card's ``architecture`` describes."""
     kind = architecture.get("network")

@@ -11,12 +11,11 @@ import numpy as np
 from pydicom import Dataset, dcmread
 from pydicom.errors import InvalidDicomError
 
+from dicom_listener.instance import REQUIRED_UIDS
 from pipeline.routing import SeriesSummary
 from spinescreen.errors import InputRejected
 
 log = logging.getLogger(__name__)
-
-REQUIRED_UIDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Series routing: which series of a study is analysed, and why the others are not.
 
 Pure functions over header summaries (``SeriesSummary``, built from headers read with
-``stop_before_pixels``), so the listener can call :class:`SeriesRouter` on what it received.
+``stop_before_pixels``), so the service's ``StudyRouter`` (pipeline/service.py) can route
+what the listener received.
 Rules live in ``configs/routing.yaml`` (or ``analysis.routing_rules``).
 """
 
@@ -12,7 +13,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -115,17 +115,6 @@ def route_study(
     return best, tuple(decisions)
 
 
-class SeriesRouter:
-    """Callable seam for the listener: one series summary -> (accepted, reason)."""
-
-    def __init__(self, rules: RoutingRules | None = None) -> None:
-        self.rules = rules or load_rules()
-
-    def __call__(self, series: SeriesSummary) -> tuple[bool, str]:
-        reason = check_series(series, self.rules)
-        return (reason is None, reason or "qualifies")
-
-
 def _best(candidates: list[SeriesSummary], rules: RoutingRules) -> SeriesSummary | None:
     if not candidates:
         return None
@@ -192,10 +181,3 @@ def _body_part(s: SeriesSummary, r: RoutingRules) -> str | None:
 
 
 _CHECKS = (_modality, _image_type, _thickness, _slices, _orientation, _body_part)
-
-
-def describe(decisions: Sequence[RoutingDecision]) -> list[dict[str, Any]]:
-    return [
-        {"series_instance_uid": d.series_instance_uid, "accepted": d.accepted, "reason": d.reason}
-        for d in decisions
-    ]

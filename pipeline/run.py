@@ -13,6 +13,7 @@ from pipeline.morphometry import VertebraMeasurement
 from pipeline.nifti import write_nifti
 from pipeline.overview import render_overview
 from pipeline.types import StudyResult, Volume
+from spinescreen.durable import atomic_file
 
 if TYPE_CHECKING:
     from models import Grader
@@ -48,9 +49,8 @@ def write_analysis(output: AnalysisOutput, out: Path, title: str) -> tuple[Path,
     """Write findings.json, vertebrae.nii.gz (input grid) and overview.png into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     findings = out / FINDINGS
-    partial = findings.with_suffix(".partial")
-    partial.write_text(json.dumps(output.result.to_json(), indent=2) + "\n", encoding="utf-8")
-    partial.replace(findings)  # readers never see a half-written findings.json
+    with atomic_file(findings) as writer:  # readers never see a half-written findings.json
+        writer.write((json.dumps(output.result.to_json(), indent=2) + "\n").encode("utf-8"))
     labels = output.maps.vertebrae
     write_nifti(labels.array.astype("uint8"), labels.affine, out / LABEL_MAP)
     render_overview(

@@ -15,7 +15,7 @@ Coordinate conventions (the same everywhere in ``pipeline``):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum, StrEnum
 from typing import Any
 
@@ -104,18 +104,7 @@ class Volume:
 
     def with_array(self, array: NDArray[Any], modality: str | None = None) -> Volume:
         """Same grid and provenance, other voxel values (e.g. a label map)."""
-        return Volume(
-            array=array,
-            affine=self.affine,
-            modality=self.modality if modality is None else modality,
-            frame_of_reference_uid=self.frame_of_reference_uid,
-            study_instance_uid=self.study_instance_uid,
-            series_instance_uid=self.series_instance_uid,
-            series_description=self.series_description,
-            slice_sources=self.slice_sources,
-            source=self.source,
-            notes=self.notes,
-        )
+        return replace(self, array=array, modality=self.modality if modality is None else modality)
 
 
 @dataclass(frozen=True)

@@ -26,17 +26,21 @@ def test_every_command_module_is_well_formed() -> None:
         assert module.HELP
 
 
+def run_and_list_heavy_imports(code: str, heavy: tuple[str, ...]) -> str:
+    """Run ``code`` in a fresh interpreter; its output plus the heavy modules it imported."""
+    probe = f"\nimport sys\nprint('HEAVY', [m for m in {heavy!r} if m in sys.modules])\n"
+    return subprocess.run(
+        [sys.executable, "-c", code + probe], capture_output=True, text=True, check=True, cwd=REPO
+    ).stdout
+
+
 def test_help_lists_commands_and_does_not_import_heavy_libraries() -> None:
     code = (
-        "import sys; from spinescreen.cli import main\n"
-        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('torch', 'onnxruntime', 'monai', 'SimpleITK', 'pydantic') "
-        "if m in sys.modules]\n"
-        "print('HEAVY', heavy)\n"
+        "from spinescreen.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
-    ).stdout
+    out = run_and_list_heavy_imports(
+        code, ("torch", "onnxruntime", "monai", "SimpleITK", "pydantic")
+    )
     assert "version" in out and "config" in out
     assert "HEAVY []" in out, out
 
@@ -81,13 +85,7 @@ def test_json_log_lines_carry_context_only() -> None:
 
 def test_configuration_loads_without_heavy_libraries() -> None:
     """Every command resolves its configuration first; that must not cost seconds."""
-    code = (
-        "import sys; from spinescreen.config import load_settings; load_settings(environ={})\n"
-        "heavy = [m for m in ('torch', 'onnxruntime', 'monai', 'pynetdicom', 'sqlalchemy', "
-        "'SimpleITK', 'highdicom') if m in sys.modules]\n"
-        "print('HEAVY', heavy)\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
-    ).stdout
+    code = "from spinescreen.config import load_settings\nload_settings(environ={})"
+    heavy = ("torch", "onnxruntime", "monai", "pynetdicom", "sqlalchemy", "SimpleITK", "highdicom")
+    out = run_and_list_heavy_imports(code, heavy)
     assert "HEAVY []" in out, out

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.routing import SeriesRouter, SeriesSummary, check_series, load_rules, route_study
+from pipeline.routing import SeriesSummary, check_series, load_rules, route_study
 from spinescreen.errors import ConfigError
 
 RULES = load_rules()
@@ -71,11 +71,10 @@ def test_no_candidate_gives_no_series_and_reasons_for_all() -> None:
     assert best is None and not decisions[0].accepted and "SR" in decisions[0].reason
 
 
-def test_series_router_is_a_callable_for_the_listener() -> None:
-    router = SeriesRouter()
-    assert router(AXIAL) == (True, "qualifies")
-    accepted, reason = router(replace(AXIAL, number_of_slices=2))
-    assert not accepted and "2 slices" in reason
+def test_check_series_accepts_or_names_the_broken_rule() -> None:
+    assert check_series(AXIAL, RULES) is None
+    reason = check_series(replace(AXIAL, number_of_slices=2), RULES)
+    assert reason is not None and "2 slices" in reason
 
 
 def test_invalid_rules_file_names_the_problem(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from pipeline.outputs.key_image import build_key_image, load_rgb
 from pipeline.outputs.seg import build_seg
 from pipeline.outputs.sr import build_sr
 from pipeline.run import AnalysisOutput
+from spinescreen.durable import atomic_file
 from spinescreen.errors import InputRejected
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,6 @@ def _slice_ordered(output: AnalysisOutput, evidence: Sequence[Dataset]) -> list[
 
 
 def _save(dataset: Dataset, path: Path) -> Path:
-    tmp = path.with_suffix(".tmp")
-    dataset.save_as(tmp, enforce_file_format=True)
-    tmp.replace(path)
+    with atomic_file(path) as writer:
+        dataset.save_as(writer, enforce_file_format=True)
     return path

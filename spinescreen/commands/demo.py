@@ -46,16 +46,17 @@ def run(invocation: Invocation) -> int:
     shutil.rmtree(root, ignore_errors=True)  # the demo's own folder: every run starts empty
     console.rule(f"SpineScreen demo - {CLINICAL_DISCLAIMER}")
     phantoms = _make_studies(root / "phantoms", invocation.args.matrix, console)
-    settings = base.model_copy(
-        update={
-            "data_dir": root / "service",
-            "listener": base.listener.model_copy(update={"port": 0, "quiet_period_s": 2.0}),
-            "serve": base.serve.model_copy(update={"health_port": 0}),
-        }
-    )
-    from spinescreen.config import resolve_paths
+    from spinescreen.config import load_settings
 
-    settings = resolve_paths(settings.model_copy(update=_relative_paths(settings)))
+    settings = load_settings(  # the same configuration, in the demo's own folder and free port
+        invocation.args.config,
+        {
+            "data_dir": root / "service",
+            "listener.port": 0,
+            "listener.quiet_period_s": 2.0,
+            "serve.health_port": 0,
+        },
+    )
     service = _start_service(settings, phantoms, console)
     try:
         for folder, _ in phantoms:
@@ -65,21 +66,6 @@ def run(invocation: Invocation) -> int:
         service.stop()
     _report(settings.data_dir, phantoms, console)
     return 0
-
-
-def _relative_paths(settings: Any) -> dict[str, Any]:
-    """Paths under the demo's own data dir (defaults are relative to data_dir)."""
-    from spinescreen.config import Settings
-
-    defaults = Settings()
-    return {
-        "store": settings.store.model_copy(
-            update={"spool_dir": defaults.store.spool_dir, "database": defaults.store.database}
-        ),
-        "delivery": settings.delivery.model_copy(
-            update={"outbox_dir": defaults.delivery.outbox_dir}
-        ),
-    }
 
 
 def _make_studies(root: Path, matrix: int, console: Any) -> list[tuple[Path, CTPhantom]]:

@@ -95,8 +95,3 @@ def _check_in_plane_orthogonal(affine: NDArray[np.float64]) -> None:
             f"the phantom's in-plane voxel axes are not orthogonal (cosine {cosine:.2e}); "
             "DICOM ImageOrientationPatient needs orthogonal row and column directions"
         )
-
-
-def grid_affine_ras(grid: SliceGrid) -> NDArray[np.float64]:
-    """The RAS+ affine of ``grid.volume`` (for comparing with what readers return)."""
-    return RAS_TO_LPS @ grid.affine_lps
