@@ -14,8 +14,9 @@ from scipy import ndimage
 
 from models.backends import Backend
 from models.card import ModelCard
+from models.labelling import contiguous_labels, fill_labels
 from models.networks import VERTEBRA_LABELS, split_segmenter_logits
-from models.preprocessing import Spacing, resample_labels, segmentation_input
+from models.preprocessing import Spacing, nearest_indices, segmentation_input
 from spinescreen.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -67,18 +68,13 @@ class Segmenter:
                 mode="gaussian",
             )
         assert isinstance(logits, torch.Tensor)
-        vertebrae, subregions, confidence = decode_segmentation(logits)
-        result = SegmentationResult(
-            vertebrae=resample_labels(vertebrae, image.shape),
-            subregions=resample_labels(subregions, image.shape),
-            confidence=confidence,
-        )
+        result = decode_segmentation(logits, image.shape)
         log.info(
             "segmented %s voxels (model grid %s) in %.1f s: %d vertebrae",
             image.shape,
             tuple(x.shape[2:]),
             time.perf_counter() - started,
-            len(confidence),
+            len(result.confidence),
         )
         return result
 
@@ -93,19 +89,81 @@ def inference_window(grid: tuple[int, ...], patch: tuple[int, int, int]) -> tupl
 
 
 def decode_segmentation(
-    logits: torch.Tensor,
-) -> tuple[NDArray[np.uint8], NDArray[np.uint8], dict[int, float]]:
-    """Label maps and per-label confidence from (1, C, X, Y, Z) logits on the model grid."""
+    logits: torch.Tensor, shape: tuple[int, ...] | None = None
+) -> SegmentationResult:
+    """Label maps on a grid of ``shape`` (default: the model grid) from (1, C, X, Y, Z) logits.
+
+    Levels are made a contiguous sequence (models/labelling.py) on the model grid. The
+    vertebra outline and the body / posterior split come from the class probabilities
+    interpolated linearly onto the output grid (sub-voxel edges: a nearest-neighbour
+    upsampling of 3 mm labels alone loses about 0.1 Dice on a 1.5 mm grid); which vertebra
+    an output voxel belongs to comes from the nearest model voxel."""
     vert_logits, sub_logits = split_segmenter_logits(logits.float())
-    probs = torch.softmax(vert_logits[0], dim=0)
-    best_prob, best_class = probs.max(dim=0)
-    lookup = np.asarray(VERTEBRA_LABELS, dtype=np.uint8)
-    vertebrae = keep_largest_components(lookup[best_class.numpy()])
-    subregions = sub_logits[0].argmax(dim=0).numpy().astype(np.uint8)
-    subregions[vertebrae == 0] = 0
-    subregions[(vertebrae > 0) & (subregions == 0)] = 1
-    confidence = _label_confidence(vertebrae, best_prob.numpy())
-    return vertebrae, subregions, confidence
+    probs = torch.softmax(vert_logits[0], dim=0).numpy()
+    sub_probs = torch.softmax(sub_logits[0], dim=0).numpy()
+    coarse, confidence = contiguous_labels(probs, VERTEBRA_LABELS)
+    coarse = keep_largest_components(coarse)
+    confidence = {k: v for k, v in confidence.items() if (coarse == k).any()}
+    model_shape = coarse.shape
+    shape = tuple(shape or model_shape)
+    vertebrae = np.zeros(shape, dtype=np.uint8)
+    subregions = np.zeros(shape, dtype=np.uint8)
+    if not coarse.any():
+        return SegmentationResult(vertebrae, subregions, {})
+    grown = fill_labels(coarse, ndimage.binary_dilation(coarse > 0, iterations=2))
+    model_box = _box(grown > 0, model_shape, margin=1)
+    scale = [m / n for m, n in zip(model_shape, shape, strict=True)]
+    out_box = tuple(
+        slice(max(0, int(b.start / s) - 1), min(n, int(np.ceil(b.stop / s)) + 1))
+        for b, s, n in zip(model_box, scale, shape, strict=True)
+    )
+    starts = [b.start for b in model_box]
+    fine = [np.arange(b.start, b.stop) for b in out_box]
+
+    def up(array: NDArray[np.floating]) -> NDArray[np.float32]:
+        return upsample_linear(array[model_box], starts, fine, scale)
+
+    foreground = up(1.0 - probs[0]) > 0.5
+    near = [
+        np.clip(nearest_indices(m, n)[f] - b.start, 0, b.stop - b.start - 1)
+        for n, m, f, b in zip(shape, model_shape, fine, model_box, strict=True)
+    ]
+    labels = grown[model_box][np.ix_(*near)] * foreground
+    body = up(sub_probs[1]) >= up(sub_probs[2])
+    vertebrae[out_box] = labels
+    subregions[out_box] = np.where(labels > 0, np.where(body, 1, 2), 0)
+    return SegmentationResult(vertebrae, subregions, confidence)
+
+
+def upsample_linear(
+    array: NDArray[np.floating],
+    start: list[int],
+    fine: list[NDArray[np.intp]],
+    scale: list[float],
+) -> NDArray[np.float32]:
+    """Linear interpolation of a model-grid block (its first voxel at model index ``start``)
+    at output voxels ``fine`` (indices per axis), with ``scale`` = model / output voxels;
+    the same voxel-centre convention as ``torch.nn.functional.interpolate`` without
+    ``align_corners``, edges held."""
+    out = np.asarray(array, dtype=np.float32)
+    for axis, (first, indices, factor) in enumerate(zip(start, fine, scale, strict=True)):
+        position = np.clip((indices + 0.5) * factor - 0.5 - first, 0.0, out.shape[axis] - 1)
+        low = np.floor(position).astype(np.intp)
+        high = np.minimum(low + 1, out.shape[axis] - 1)
+        weight = (position - low).astype(np.float32)
+        shape = [1, 1, 1]
+        shape[axis] = len(indices)
+        weight = weight.reshape(shape)
+        out = np.take(out, low, axis=axis) * (1 - weight) + np.take(out, high, axis=axis) * weight
+    return out
+
+
+def _box(mask: NDArray[np.bool_], shape: tuple[int, ...], margin: int) -> tuple[slice, ...]:
+    found = np.argwhere(mask)
+    low, high = found.min(axis=0) - margin, found.max(axis=0) + 1 + margin
+    return tuple(
+        slice(max(0, int(a)), min(n, int(b))) for a, b, n in zip(low, high, shape, strict=True)
+    )
 
 
 def keep_largest_components(labels: NDArray[np.uint8]) -> NDArray[np.uint8]:
@@ -122,13 +180,3 @@ def keep_largest_components(labels: NDArray[np.uint8]) -> NDArray[np.uint8]:
             mask = components == (int(np.argmax(sizes)) + 1)
         out[box][mask] = index
     return out
-
-
-def _label_confidence(
-    vertebrae: NDArray[np.uint8], best_prob: NDArray[np.floating]
-) -> dict[int, float]:
-    present = [int(v) for v in np.unique(vertebrae) if v != 0]
-    if not present:
-        return {}
-    means = ndimage.mean(best_prob, labels=vertebrae, index=present)
-    return {label: float(m) for label, m in zip(present, np.atleast_1d(means), strict=True)}

@@ -24,7 +24,10 @@ and any orientation work alike):
    posterior axes. The mask is sampled there by trilinear interpolation
    (``scipy.ndimage.map_coordinates``, threshold 0.5) on planes at -2, -1, 0, 1, 2 mm.
 4. **Depth**: the first run of occupied columns from the anterior side on the slab mean (the
-   canal separates the body from the arch on the midline). **Heights**: the extent along
+   canal separates the body from the arch on the midline), trimmed at each end to the
+   columns at least WALL_MIN_FRACTION as tall as the central half's median: a rounded
+   corner or a wall bulging at mid-height (seen on real L5s) does not move the 10 % column
+   into the rounding. **Heights**: the extent along
    the superior axis between the first and last threshold crossings at 10 / 50 / 90 % of the
    depth, sub-voxel by linear interpolation of the crossings; the median over the planes.
 5. **Centroid** (``centroid_mm``): the vertebral body's, as VerSe centroids are.
@@ -56,6 +59,7 @@ RUN_GAP_MM = 2.0  # a gap this wide ends the body's run of columns (the spinal c
 NOT_MEASURED_LABELS = frozenset({26})  # sacrum
 REFINE_ITERATIONS = 2
 MAX_SECTION_TURN_DEG = 20.0
+WALL_MIN_FRACTION = 0.25  # columns lower than this share of the central ones: corner
 
 
 @dataclass(frozen=True)
@@ -383,12 +387,19 @@ def _body_depth(frame: VertebraFrame, sampler: _MaskSampler) -> tuple[float, flo
     w = np.asarray(SLAB_OFFSETS_MM)
     uu, vv, ww = np.meshgrid(u, v, w, indexing="ij")
     slab = sampler(frame.to_world(uu, vv, ww)).mean(axis=2)
-    occupied = np.flatnonzero((slab >= 0.5).any(axis=1))
+    column_heights = (slab >= 0.5).sum(axis=1).astype(np.float64)  # 1 mm rows
+    occupied = np.flatnonzero(column_heights > 0)
     if occupied.size == 0:
         return None
     gaps = np.flatnonzero(np.diff(occupied) * step > RUN_GAP_MM)
-    last = occupied[gaps[0]] if gaps.size else occupied[-1]
-    return (float(u[occupied[0]] - step / 2), float(u[last] + step / 2))
+    first, last = int(occupied[0]), int(occupied[gaps[0]] if gaps.size else occupied[-1])
+    # Rounded corners and a bulging wall are not the body's depth: the body starts and ends
+    # where its columns reach a fifth of the typical height of its central columns.
+    centre = column_heights[first + (last - first) // 4 : last - (last - first) // 4 + 1]
+    tall = np.flatnonzero(column_heights[first : last + 1] >= WALL_MIN_FRACTION * np.median(centre))
+    if tall.size:
+        first, last = first + int(tall[0]), first + int(tall[-1])
+    return (float(u[first] - step / 2), float(u[last] + step / 2))
 
 
 def _column_height(

@@ -83,8 +83,10 @@ def test_largest_component_per_label_drops_islands() -> None:
 def test_decode_maps_classes_to_verse_labels() -> None:
     logits = torch.zeros((1, len(VERTEBRA_LABELS) + 3, 4, 4, 4))
     logits[0, VERTEBRA_LABELS.index(28), :2] = 5.0  # T13
+    logits[0, 0, 2:] = 5.0  # background
     logits[0, len(VERTEBRA_LABELS) + 2, :2] = 5.0  # posterior elements
-    vertebrae, subregions, confidence = decode_segmentation(logits)
+    result = decode_segmentation(logits)
+    vertebrae, subregions, confidence = result.vertebrae, result.subregions, result.confidence
     assert set(np.unique(vertebrae)) == {0, 28}
     assert (subregions[:2] == 2).all() and (subregions[2:] == 0).all()
     expected = np.exp(5.0) / (np.exp(5.0) + len(VERTEBRA_LABELS) - 1)

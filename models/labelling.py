@@ -1,0 +1,175 @@
+"""Labelling sanity: the network's per-voxel level guesses -> one contiguous sequence of vertebrae.
+
+The segmenter's vertebra head scores every voxel for each VerSe level. Its argmax alone can
+name two vertebrae alike, skip one, split one between two names or put a stray blob on a rib.
+Here the argmax is cut into *units* (connected pieces of one predicted level), the units are
+ordered along the spine (head to feet), and the Viterbi algorithm picks the most probable
+sequence of levels for them under the anatomy:
+
+* levels follow the VerSe order C1..C7, T1..T12, [T13], L1..L5, [L6], sacrum, head to feet;
+  T13 and L6 are optional (transitional anatomy), so T12 -> L1 and L5 -> S cost nothing;
+* a skipped level costs ``SKIP_COST`` (a vertebra the network missed); two units in a row
+  may share a level at ``SPLIT_COST`` (one vertebra cut in two), and they are merged;
+* each unit's evidence is the log of its mean probability for the level, weighted by the
+  unit's size relative to a typical vertebra, so a stray blob cannot outvote a whole body.
+
+The cues that fix off-by-one errors (the sacrum, the last rib-bearing vertebra, the shape of
+C2) are what the network's level head learns; the sequence constraint spreads their
+evidence along the whole spine. Pieces too small to be a vertebra part are dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+
+# VerSe labels in head-to-feet order; T13 (28) sits between T12 (19) and L1 (20).
+SEQUENCE: tuple[int, ...] = (*range(1, 20), 28, *range(20, 26), 26)
+OPTIONAL = frozenset({28, 25})  # T13 and L6 may be absent without a penalty
+SKIP_COST = 4.0
+SPLIT_COST = 1.5
+MIN_UNIT_FRACTION = 0.04  # of the median unit: smaller pieces are noise
+MIN_UNIT_VOXELS = 3
+_STRUCTURE = np.ones((3, 3, 3), dtype=bool)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A connected piece of one predicted level on the model grid."""
+
+    index: int
+    voxels: int
+    centre: NDArray[np.float64]  # model-grid voxel coordinates
+    evidence: NDArray[np.float64]  # mean probability per SEQUENCE entry (sums to ~1)
+
+
+def contiguous_labels(
+    probabilities: NDArray[np.float32],
+    class_labels: tuple[int, ...],
+    superior_axis: int = 2,
+) -> tuple[NDArray[np.uint8], dict[int, float]]:
+    """Relabel the level guesses in ``probabilities`` (C, X, Y, Z; class 0 = background) as a
+    contiguous vertebra sequence; returns the VerSe label map and each label's confidence
+    (its mean probability inside the vertebra).
+
+    ``class_labels[c]`` is the VerSe label of channel ``c``; ``superior_axis`` is the array
+    axis pointing to the head (RAS+ arrays: axis 2)."""
+    # A voxel is vertebra when the levels together outweigh the background, even if no
+    # single level does; it then takes its most probable level.
+    best = np.where(probabilities[0] < 0.5, probabilities[1:].argmax(axis=0) + 1, 0)
+    pieces, units = _units(probabilities, best, class_labels)
+    if not units:
+        return np.zeros(best.shape, dtype=np.uint8), {}
+    units.sort(key=lambda u: -u.centre[superior_axis])
+    levels = _viterbi(units)
+    lookup = np.zeros(len(units) + 1, dtype=np.uint8)
+    for unit, level in zip(units, levels, strict=True):
+        lookup[unit.index] = level
+    labels = lookup[pieces]
+    confidence = _confidence(labels, probabilities, class_labels)
+    return labels, confidence
+
+
+def _units(
+    probabilities: NDArray[np.float32],
+    best: NDArray[np.integer],
+    class_labels: tuple[int, ...],
+) -> tuple[NDArray[np.int32], list[Unit]]:
+    """Connected pieces of each predicted level, numbered 1..n in ``pieces``."""
+    pieces = np.zeros(best.shape, dtype=np.int32)
+    found: list[tuple[int, tuple[slice, ...], NDArray[np.bool_]]] = []
+    count = 0
+    for channel in range(1, len(class_labels)):
+        mask = best == channel
+        if not mask.any():
+            continue
+        components, _ = ndimage.label(mask, structure=_STRUCTURE)
+        for number, box in enumerate(ndimage.find_objects(components), start=1):
+            if box is None:
+                continue
+            count += 1
+            part = components[box] == number
+            pieces[box][part] = count
+            found.append((count, box, part))
+    if not found:
+        return pieces, []
+    sizes = np.bincount(pieces.ravel(), minlength=count + 1)
+    floor = max(MIN_UNIT_VOXELS, MIN_UNIT_FRACTION * float(np.median(sizes[1:])))
+    column = {label: SEQUENCE.index(label) for label in class_labels[1:] if label in SEQUENCE}
+    units: list[Unit] = []
+    keep = np.zeros(count + 1, dtype=np.int32)
+    for number, box, part in found:
+        if sizes[number] < floor:
+            continue
+        inside = probabilities[(slice(None), *box)][:, part]  # (C, n)
+        evidence = np.zeros(len(SEQUENCE))
+        for channel, label in enumerate(class_labels):
+            if label in column:
+                evidence[column[label]] = float(inside[channel].mean())
+        total = evidence.sum()
+        evidence = evidence / total if total > 0 else np.full(len(SEQUENCE), 1 / len(SEQUENCE))
+        centre = np.argwhere(part).mean(axis=0) + np.array([s.start for s in box])
+        keep[number] = len(units) + 1
+        units.append(Unit(len(units) + 1, int(sizes[number]), centre, evidence))
+    return keep[pieces], units
+
+
+def _viterbi(units: list[Unit]) -> list[int]:
+    """Most probable level sequence (VerSe labels) for head-to-feet ordered units."""
+    n, m = len(units), len(SEQUENCE)
+    typical = float(np.median([u.voxels for u in units]))
+    emit = np.stack(
+        [np.log(u.evidence + 1e-4) * min(1.0, u.voxels / typical) ** 0.5 for u in units]
+    )
+    move = _transition_costs()
+    score = emit[0].copy()
+    back = np.zeros((n, m), dtype=np.int64)
+    for i in range(1, n):
+        total = score[:, None] - move  # from state a (rows) to state b (columns)
+        back[i] = total.argmax(axis=0)
+        score = total.max(axis=0) + emit[i]
+    path = [int(score.argmax())]
+    for i in range(n - 1, 0, -1):
+        path.append(int(back[i, path[-1]]))
+    path.reverse()
+    return [SEQUENCE[s] for s in path]
+
+
+def _transition_costs() -> NDArray[np.float64]:
+    """Cost of the next unit (head to feet) having level b after a unit of level a."""
+    m = len(SEQUENCE)
+    cost = np.full((m, m), np.inf)
+    for a in range(m):
+        cost[a, a] = SPLIT_COST
+        skipped = 0.0
+        for b in range(a + 1, m):
+            cost[a, b] = skipped
+            if SEQUENCE[b] not in OPTIONAL:
+                skipped += SKIP_COST
+    return cost
+
+
+def _confidence(
+    labels: NDArray[np.uint8], probabilities: NDArray[np.float32], class_labels: tuple[int, ...]
+) -> dict[int, float]:
+    confidence = {}
+    for label in (int(v) for v in np.unique(labels) if v):
+        channel = class_labels.index(label)
+        confidence[label] = float(probabilities[channel][labels == label].mean())
+    return confidence
+
+
+def fill_labels(labels: NDArray[np.uint8], foreground: NDArray[np.bool_]) -> NDArray[np.uint8]:
+    """``labels`` extended to every ``foreground`` voxel by its nearest labelled voxel."""
+    if not labels.any():
+        return labels
+    missing = foreground & (labels == 0)
+    if not missing.any():
+        return labels
+    _, nearest = ndimage.distance_transform_edt(labels == 0, return_indices=True)
+    out = labels.copy()
+    out[missing] = labels[tuple(axis[missing] for axis in nearest)]
+    return out
