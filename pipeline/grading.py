@@ -31,9 +31,12 @@ the morphometric grade, except when the model disagrees strongly:
 * model P(fracture) <= MODEL_DOWNGRADE_P while morphometry says grade 1: grade 0 (grade 1
   is the hard, noisy class). Grades 2 and 3 are never lowered by the model.
 
-``fracture_probability`` is the model's when a grader ran (source "model"). Without one it
-is a morphometric score, a logistic function of the height loss centred on the grade 1
-boundary (source "morphometry"): not a model output, and labelled as such.
+``fracture_probability`` is a score, not a calibrated probability: the morphometric score (a
+logistic function of the height loss centred on the grade 1 boundary) blended with the
+model's P(grade >= 1) at weight MODEL_SCORE_WEIGHT when a grader ran (source
+"morphometry+model"), the morphometric score alone otherwise (source "morphometry").
+:func:`fracture_scores` gives the same blend for grade >= 1 and grade >= 2 (centred on the
+25 % boundary); the evaluation reports use it, so they measure what the product outputs.
 """
 
 from __future__ import annotations
@@ -75,7 +78,10 @@ MODEL_UPGRADE_P = 0.90
 MODEL_UPGRADE_MIN_LOSS = 0.15
 MODEL_DOWNGRADE_P = 0.05
 SCORE_CENTRE = 0.20  # morphometric score: 0.5 at the grade 1 boundary
+SCORE_CENTRE_GRADE2 = 0.25
 SCORE_WIDTH = 0.04
+MODEL_SCORE_WEIGHT = 0.3  # share of the grader model in the fracture score
+BLENDED = "morphometry+model"
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,7 @@ class ModelOpinion:
 class FusedGrade:
     genant_grade: GenantGrade
     fracture_probability: float
-    probability_source: str  # "model" | "morphometry"
+    probability_source: str  # "morphometry+model" | "morphometry"
     note: str = ""
 
 
@@ -151,16 +157,27 @@ def _shape_kind(heights: Heights, normal_ratio: float, crush_loss: float) -> str
     return max(shape, key=lambda k: shape[k])
 
 
-def morphometric_score(height_loss: float) -> float:
-    """A 0-1 score from the height loss (0.5 at 20 %); NOT a calibrated probability."""
-    return 1.0 / (1.0 + math.exp(-(height_loss - SCORE_CENTRE) / SCORE_WIDTH))
+def morphometric_score(height_loss: float, centre: float = SCORE_CENTRE) -> float:
+    """A 0-1 score from the height loss (0.5 at ``centre``); NOT a calibrated probability."""
+    return 1.0 / (1.0 + math.exp(-(height_loss - centre) / SCORE_WIDTH))
+
+
+def fracture_scores(height_loss: float, model: ModelOpinion | None) -> tuple[float, float]:
+    """Scores for grade >= 1 and grade >= 2: morphometry blended with the model's opinion."""
+    one = morphometric_score(height_loss, SCORE_CENTRE)
+    two = morphometric_score(height_loss, SCORE_CENTRE_GRADE2)
+    if model is None:
+        return one, two
+    p = model.grade_probabilities
+    w = MODEL_SCORE_WEIGHT
+    return (1 - w) * one + w * (p[1] + p[2] + p[3]), (1 - w) * two + w * (p[2] + p[3])
 
 
 def fuse(morphometric: MorphometricGrade, model: ModelOpinion | None) -> FusedGrade:
     """The final grade by the rule in the module docstring."""
     grade = morphometric.genant_grade
+    score = fracture_scores(morphometric.height_loss, model)[0]
     if model is None:
-        score = morphometric_score(morphometric.height_loss)
         return FusedGrade(grade, score, "morphometry")
     p = model.fracture_probability
     if (
@@ -168,7 +185,7 @@ def fuse(morphometric: MorphometricGrade, model: ModelOpinion | None) -> FusedGr
         and p >= MODEL_UPGRADE_P
         and morphometric.height_loss >= MODEL_UPGRADE_MIN_LOSS
     ):
-        return FusedGrade(GenantGrade.MILD, p, "model", "raised to grade 1 by the model")
+        return FusedGrade(GenantGrade.MILD, score, BLENDED, "raised to grade 1 by the model")
     if grade == GenantGrade.MILD and p <= MODEL_DOWNGRADE_P:
-        return FusedGrade(GenantGrade.NORMAL, p, "model", "lowered to grade 0 by the model")
-    return FusedGrade(grade, p, "model")
+        return FusedGrade(GenantGrade.NORMAL, score, BLENDED, "lowered to grade 0 by the model")
+    return FusedGrade(grade, score, BLENDED)

@@ -144,7 +144,7 @@ class Finding:
     genant_grade: GenantGrade | None = None
     morphology: Morphology | None = None
     fracture_probability: float | None = None
-    probability_source: str | None = None  # "model" or "morphometry"
+    probability_source: str | None = None  # "morphometry+model" or "morphometry"
     morphometric_grade: GenantGrade | None = None  # before fusion with the model
     model_grade_probabilities: tuple[float, float, float, float] | None = None
     note: str = ""

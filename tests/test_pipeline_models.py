@@ -87,7 +87,7 @@ def test_grader_probabilities_are_reported_beside_morphometry(tiny_grader: Path)
     result, _ = analyze_volume(volume, maps, grader)
     assert result.models["grader"]["name"] == grader.card.name
     for finding in result.graded:
-        assert finding.probability_source == "model"
+        assert finding.probability_source == "morphometry+model"
         assert finding.model_grade_probabilities is not None
         assert sum(finding.model_grade_probabilities) == pytest.approx(1.0, abs=1e-3)
         assert finding.morphometric_grade is not None

@@ -38,8 +38,10 @@ def test_train_export_evaluate_through_the_cli(tmp_path: Path) -> None:
     summary = report["summary"]
     assert summary["cases"] == 2 and summary["vertebrae"] == 10
     assert 0.0 <= summary["mean_dice"] <= 1.0
-    assert summary["fracture"]["graded_vertebrae"] == 10
-    for name in ("evaluation.md", "dice_per_level.png", "roc.png", "grade_confusion.png"):
+    assert 0.0 <= summary["identification_rate"] <= 1.0
+    # Fracture statistics need vertebrae the one-step model finds; the oracle test in
+    # test_training_metrics.py checks them.
+    for name in ("evaluation.json", "evaluation.md", "dice_per_level.png"):
         assert (tmp_path / "report" / name).stat().st_size > 100, name
 
 

@@ -124,3 +124,8 @@ def test_evaluation_of_an_oracle_segmentation_is_perfect() -> None:
     measured = [o.height_error_mm for o in outcomes if not math.isnan(o.height_error_mm)]
     assert len(measured) == sum(g == 0 for g in case.grades.values())
     assert max(measured) < 1.0, f"height error {measured} mm on perfect labels"
+    graded = [o for o in outcomes if not math.isnan(o.p_grade1)]
+    assert len(graded) == 5, outcomes
+    for o in graded:  # the product's scores (morphometry, no grader) separate the grades
+        assert (o.p_grade1 >= 0.5) == (int(o.true_grade or 0) >= 1), o
+        assert (o.predicted_grade or 0) >= 2 if o.true_grade else o.predicted_grade == 0, o

@@ -1,10 +1,14 @@
 """Evaluation of a segmenter (+ optional grader) on cases with ground truth.
 
-The same code serves phantoms and VerSe: every source yields :class:`Case`. Fracture scores
-come from the grader run on the *predicted* label maps: each true vertebra is graded through
-the predicted label that overlaps it most (a vertebra the segmenter misses scores 0).
-Thresholds: a vertebra is called grade >= 1 when ``P(grade >= 1) >= 0.5`` and grade >= 2 when
-``P(grade >= 2) >= 0.5``; a patient takes the maximum over their complete vertebrae.
+The same code serves phantoms and VerSe: every source yields :class:`Case`. Heights, grades
+and fracture scores are what the product reports (``pipeline.analysis.analyze_volume``:
+morphometry on the *predicted* label maps, the grader, the fusion rule), so the report
+measures the product, not a model in isolation. Each true vertebra is judged through the
+predicted label that overlaps it most (a vertebra the segmenter misses scores 0).
+Thresholds: a vertebra is called grade >= 1 when its score for grade >= 1
+(``pipeline.grading.fracture_scores``) is at least 0.5, likewise for grade >= 2; a patient
+takes the maximum over their complete, graded vertebrae. Vertebrae the product does not grade
+(slices thicker than 3 mm) are counted apart.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -20,6 +24,8 @@ import numpy as np
 from models.grader import Grader
 from models.networks import LEVEL_NAMES
 from models.segmenter import SegmentationResult, Segmenter
+from pipeline.grading import ModelOpinion, fracture_scores
+from pipeline.types import Finding
 from training.datasets.types import Case
 from training.metrics import (
     best_match,
@@ -34,6 +40,7 @@ from training.metrics import (
 
 log = logging.getLogger(__name__)
 THRESHOLD = 0.5
+SACRUM = 26  # not measured, not graded
 
 
 @dataclass(frozen=True)
@@ -81,7 +88,7 @@ def evaluate_case(
 ) -> list[VertebraOutcome]:
     table = overlap_table(segmentation.vertebrae, case.vertebrae)
     dice = dice_from_table(table)
-    heights = _predicted_heights(case, segmentation) if case.heights_mm else {}
+    findings = _pipeline_findings(case, segmentation, grader)
     truth_centres = case.centroids_mm or label_centroids_mm(case.vertebrae, case.affine)
     truth_centres = {k: v for k, v in truth_centres.items() if k in dice}
     found = identify(label_centroids_mm(segmentation.vertebrae, case.affine), truth_centres)
@@ -97,65 +104,58 @@ def evaluate_case(
             localisation_mm=found.localisation_mm.get(label, math.nan),
         )
         match = best_match(table, label)
-        if match in heights and label in case.heights_mm:
-            errors = [abs(heights[match][k] - case.heights_mm[label][k]) for k in heights[match]]
+        finding = findings.get(match)
+        truth_heights = case.heights_mm.get(label)
+        if finding is not None and finding.heights is not None and truth_heights:
+            measured = {
+                "anterior": finding.heights.anterior,
+                "middle": finding.heights.middle,
+                "posterior": finding.heights.posterior,
+            }
+            errors = [abs(measured[k] - truth_heights[k]) for k in measured if k in truth_heights]
             outcome = replace(outcome, height_error_mm=float(np.mean(errors)))
-        if grader is not None and outcome.complete and outcome.true_grade is not None:
-            outcome = _graded(outcome, case, segmentation, grader, match)
+        if outcome.complete and outcome.true_grade is not None and label != SACRUM:
+            outcome = _graded(outcome, finding, missed=match == 0)
         outcomes.append(outcome)
     return outcomes
 
 
-def _predicted_heights(case: Case, segmentation: SegmentationResult) -> dict[int, dict[str, float]]:
-    """Heights the pipeline's morphometry measures on the predicted label map."""
-    from pipeline.morphometry import measure_vertebrae
-    from pipeline.types import Volume
+def _pipeline_findings(
+    case: Case, segmentation: SegmentationResult, grader: Grader | None
+) -> dict[int, Finding]:
+    """What the product reports for each predicted vertebra (pipeline.analysis)."""
+    from pipeline.analysis import LabelMaps, analyze_volume
+    from pipeline.types import LPS_FROM_RAS, Volume
 
-    ras_to_lps = np.diag([-1.0, -1.0, 1.0, 1.0])
-    volume = Volume(segmentation.vertebrae, ras_to_lps @ case.affine, modality="SEG")
+    affine = LPS_FROM_RAS @ case.affine
+    image = Volume(case.image_hu, affine, modality="CT")
+    maps = LabelMaps(
+        vertebrae=Volume(segmentation.vertebrae, affine, modality="SEG"),
+        subregions=segmentation.subregions,
+        confidence=dict(segmentation.confidence),
+    )
     try:
-        measured = measure_vertebrae(volume, segmentation.subregions)
+        result, _ = analyze_volume(image, maps, grader)
     except (ValueError, ArithmeticError) as exc:
-        log.warning("morphometry failed on %s: %s", case.case_id, exc)
+        log.warning("analysis failed on %s: %s", case.case_id, exc)
         return {}
-    return {
-        m.label: {
-            "anterior": m.heights.anterior,
-            "middle": m.heights.middle,
-            "posterior": m.heights.posterior,
-        }
-        for m in measured
-        if m.heights is not None and m.complete
-    }
+    return {f.label: f for f in result.vertebrae}
 
 
-def _graded(
-    outcome: VertebraOutcome,
-    case: Case,
-    segmentation: SegmentationResult,
-    grader: Grader,
-    predicted_label: int,
-) -> VertebraOutcome:
-    if predicted_label == 0:
-        return outcome.__class__(
-            **{**asdict(outcome), "p_grade1": 0.0, "p_grade2": 0.0, "predicted_grade": 0}
-        )
-    grade = grader.grade(
-        case.image_hu,
-        segmentation.vertebrae,
-        segmentation.subregions,
-        predicted_label,
-        case.spacing_mm,
+def _graded(outcome: VertebraOutcome, finding: Finding | None, missed: bool) -> VertebraOutcome:
+    """Fracture scores as the product gives them; a vertebra the segmenter missed is a
+    negative call (score 0). One the product measured but did not grade (cut by the field
+    of view, or slices thicker than 3 mm) stays out of the fracture statistics."""
+    if missed:
+        return replace(outcome, p_grade1=0.0, p_grade2=0.0, predicted_grade=0)
+    if finding is None or finding.genant_grade is None or finding.height_loss is None:
+        return outcome
+    probabilities = finding.model_grade_probabilities
+    opinion = (
+        ModelOpinion(1.0 - probabilities[0], probabilities) if probabilities is not None else None
     )
-    p = grade.grade_probabilities
-    return outcome.__class__(
-        **{
-            **asdict(outcome),
-            "p_grade1": p[1] + p[2] + p[3],
-            "p_grade2": p[2] + p[3],
-            "predicted_grade": int(np.argmax(p)),
-        }
-    )
+    one, two = fracture_scores(finding.height_loss, opinion)
+    return replace(outcome, p_grade1=one, p_grade2=two, predicted_grade=int(finding.genant_grade))
 
 
 def summarise(outcomes: list[VertebraOutcome], cases: list[str]) -> dict[str, Any]:
@@ -181,6 +181,14 @@ def summarise(outcomes: list[VertebraOutcome], cases: list[str]) -> dict[str, An
     graded = [o for o in outcomes if not math.isnan(o.p_grade1) and o.true_grade is not None]
     if graded:
         summary["fracture"] = _fracture_summary(graded, cases)
+        summary["fracture"]["not_graded_vertebrae"] = sum(
+            1
+            for o in outcomes
+            if o.complete
+            and o.true_grade is not None
+            and o.label != SACRUM
+            and math.isnan(o.p_grade1)
+        )
     return summary
 
 

@@ -78,7 +78,12 @@ def _fracture_lines(fracture: dict[str, Any]) -> list[str]:
     lines = [
         "## Fractures (threshold 0.5 on P(grade >= n); patient = max over vertebrae)",
         "",
-        f"Graded vertebrae: {fracture['graded_vertebrae']}",
+        f"Graded vertebrae: {fracture['graded_vertebrae']}; complete vertebrae the product "
+        f"measured but did not grade (slices thicker than 3 mm): "
+        f"{fracture.get('not_graded_vertebrae', 0)}",
+        "",
+        "Scores are the product's fracture scores (morphometry on the predicted labels blended "
+        "with the grader model, pipeline/grading.py); the grade is the product's fused grade.",
         "",
         "| target | level | positives | negatives | sensitivity | specificity | PPV | NPV | AUC |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",

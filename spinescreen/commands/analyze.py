@@ -146,7 +146,11 @@ def _print_table(result: StudyResult) -> None:
     from spinescreen import CLINICAL_DISCLAIMER
 
     sources = {f.probability_source for f in result.vertebrae if f.probability_source}
-    note = "P: morphometric score, not a model output. " if sources == {"morphometry"} else ""
+    note = (
+        "P: morphometric score, not a model output. "
+        if sources == {"morphometry"}
+        else "P: fracture score (morphometry blended with the grader model), not calibrated. "
+    )
     table = Table(title="Vertebrae", caption=note + CLINICAL_DISCLAIMER)
     for column in ("level", "complete", "Ha mm", "Hm mm", "Hp mm", "loss", "grade", "morphology"):
         table.add_column(column, justify="right" if "mm" in column or column == "loss" else "left")
