@@ -2,12 +2,17 @@
 
 Not a timed test: run it by hand on the target machine (2 CPU cores) and report the figures.
 
-    .venv/bin/python bench/analyze.py [--dicom] [--seed 7] [--threads 2]
+    nice -n 19 .venv/bin/python bench/analyze.py [--dicom] [--seed 7] [--threads 2]
+        [--keep DIR [--reuse]]
 
 The CT is a phantom (``training.phantoms``; the benchmark may use it, the runtime does not).
-Until trained weights are installed the segmenter stage uses the phantom's own labels (the
-oracle) and says so; with weights it runs the shipped segmenter and grader. Peak memory is
-the process's maximum resident set size after each stage (it never decreases).
+When a model card is installed in models/weights/segmenter the segmenter stage runs the
+shipped segmenter; otherwise it uses the phantom's own labels (the oracle). Either way the
+benchmark says which, and likewise for the grader. The stages call what ``spinescreen
+analyze`` calls (``pipeline.run``), including loading the models: the command pays those
+imports (torch, onnxruntime, monai) even when no weights are installed. Peak memory is the
+process's maximum resident set size after each stage (it never decreases). The last line
+is the total of the stages.
 """
 
 from __future__ import annotations
@@ -21,10 +26,16 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+if TYPE_CHECKING:
+    from models import Grader, Segmenter
+    from models.settings import ModelSettings
+
+INPUTS = "inputs.json"  # what --make-only wrote into the folder, for --reuse
 
 
 def peak_mb() -> float:
@@ -84,49 +95,93 @@ def make_input(folder: Path, seed: int, dicom: bool) -> tuple[Path, Path, Path]:
     return image_path, labels, sub
 
 
-def bench(image_path: Path, labels: Path, sub: Path, out: Path) -> Stopwatch:
-    from models import load_grader, load_segmenter
+def load_models(settings: ModelSettings, threads: int) -> tuple[Segmenter | None, Grader | None]:
+    """The shipped segmenter and grader when a card is installed; None where none is.
+
+    A card that is there but fails to load (checksum, backend) is an error, not a silent
+    fall-back to the oracle: the figures must be for the model that ships."""
+    import torch
+
+    torch.set_num_threads(threads)
+    from models import load_grader, load_segmenter, model_folder
+
+    loaded: list[Any] = []
+    for kind, load in (("segmenter", load_segmenter), ("grader", load_grader)):
+        folder = model_folder(settings, kind)
+        loaded.append(load(settings) if (folder / "card.json").is_file() else None)
+    return loaded[0], loaded[1]
+
+
+def describe(kind: str, model: Segmenter | Grader | None, fallback: str) -> str:
+    if model is None:
+        return f"{kind}: no weights installed (models/weights/{kind}): {fallback}"
+    return f"{kind}: shipped {model.card.name} {model.card.version}"
+
+
+def bench(image_path: Path, labels: Path, sub: Path, out: Path, threads: int) -> Stopwatch:
     from models.settings import ModelSettings
-    from pipeline.analysis import analyze_volume, labels_from_file, segment_with_model
-    from pipeline.nifti import write_nifti
-    from pipeline.overview import render_overview
+    from pipeline.analysis import (
+        VOXEL_AXES_DICOM,
+        VOXEL_AXES_NIFTI,
+        labels_from_file,
+        segment_with_model,
+    )
+    from pipeline.nifti import is_nifti
+    from pipeline.run import (
+        FINDINGS,
+        LABEL_MAP,
+        OVERVIEW,
+        run_analysis,
+        write_findings,
+        write_label_map,
+        write_overview,
+    )
     from pipeline.volume import load_input
-    from spinescreen.errors import ModelError
 
     watch = Stopwatch()
     settings = ModelSettings()
+    segmenter, grader = watch.run("load models", lambda: load_models(settings, threads))
+    print("  " + describe("segmenter", segmenter, "the phantom's own labels (oracle)"))
+    print("  " + describe("grader", grader, "morphometry only"))
     image = watch.run("load input", lambda: load_input(image_path).volume)
-    try:
-        load_segmenter(settings)
-        maps = watch.run("segment (model)", lambda: segment_with_model(image, settings))
-    except ModelError:
+    if segmenter is not None:
+        maps = watch.run("segment (model)", lambda: segment_with_model(image, settings, segmenter))
+    else:
         maps = watch.run(
             "labels (oracle, no weights)", lambda: labels_from_file(image, labels, sub)
         )
-    try:
-        grader = load_grader(settings)
-    except ModelError:
-        grader = None
     name = "measure + grade" + (" + grader" if grader else " (morphometry)")
-    result, measurements = watch.run(name, lambda: analyze_volume(image, maps, grader))
+    axes = VOXEL_AXES_NIFTI if is_nifti(image_path) else VOXEL_AXES_DICOM
+    output = watch.run(name, lambda: run_analysis(image, maps, grader, str(image_path), axes))
     out.mkdir(parents=True, exist_ok=True)
-    watch.run(
-        "findings.json", lambda: (out / "findings.json").write_text(json.dumps(result.to_json()))
-    )
-    watch.run(
-        "vertebrae.nii.gz",
-        lambda: write_nifti(maps.vertebrae.array, maps.vertebrae.affine, out / "vertebrae.nii.gz"),
-    )
-    watch.run(
-        "overview.png",
-        lambda: render_overview(
-            out / "overview.png", maps.vertebrae, result.vertebrae, measurements, image
-        ),
-    )
+    watch.run(FINDINGS, lambda: write_findings(output, out / FINDINGS))
+    watch.run(LABEL_MAP, lambda: write_label_map(output, out / LABEL_MAP))
+    watch.run(OVERVIEW, lambda: write_overview(output, out / OVERVIEW, "bench"))
     total = sum(row[1] for row in watch.rows)
     print(f"{'total':<28} {total:7.2f} s   peak RSS {peak_mb():8.0f} MB")
-    print(f"fractured levels: {result.fractured_levels}; outputs in {out}")
+    print(f"fractured levels: {output.result.fractured_levels}; outputs in {out}")
     return watch
+
+
+def inputs(folder: Path, seed: int, dicom: bool, reuse: bool) -> tuple[Path, Path, Path]:
+    """The phantom's input files, made in a child process (keeps its memory out of the
+    measured peak), or those of an earlier run with ``reuse`` and the same seed and kind."""
+    made = folder / INPUTS
+    if reuse and made.is_file():
+        recorded = json.loads(made.read_text())
+        if recorded["seed"] == seed and recorded["dicom"] == dicom:
+            print(f"(reusing the inputs in {folder})")
+            image_path, labels, sub = (Path(p) for p in recorded["paths"])
+            return image_path, labels, sub
+    started = time.perf_counter()
+    command = [sys.executable, __file__, "--make-only", "--keep", str(folder)]
+    command += ["--seed", str(seed)] + (["--dicom"] if dicom else [])
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    paths = json.loads(output.strip().splitlines()[-1])
+    made.write_text(json.dumps({"seed": seed, "dicom": dicom, "paths": paths}))
+    print(f"(phantom generation {time.perf_counter() - started:.1f} s, not counted)")
+    image_path, labels, sub = (Path(p) for p in paths)
+    return image_path, labels, sub
 
 
 def main() -> int:
@@ -135,25 +190,20 @@ def main() -> int:
     parser.add_argument("--dicom", action="store_true", help="DICOM series input instead of NIfTI")
     parser.add_argument("--threads", type=int, default=2, help="torch / BLAS threads")
     parser.add_argument("--keep", type=Path, help="keep the inputs and outputs in this folder")
+    parser.add_argument(
+        "--reuse", action="store_true", help="with --keep: reuse the inputs an earlier run made"
+    )
     parser.add_argument("--make-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.make_only:  # child process: keeps generation out of the measured peak memory
         paths = make_input(args.keep, args.seed, args.dicom)
         print(json.dumps([str(p) for p in paths]))
         return 0
-    import torch
-
-    torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as temp:
         folder = args.keep or Path(temp)
         folder.mkdir(parents=True, exist_ok=True)
-        started = time.perf_counter()
-        command = [sys.executable, __file__, "--make-only", "--keep", str(folder)]
-        command += ["--seed", str(args.seed)] + (["--dicom"] if args.dicom else [])
-        made = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-        image_path, labels, sub = (Path(p) for p in json.loads(made.strip().splitlines()[-1]))
-        print(f"(phantom generation {time.perf_counter() - started:.1f} s, not counted)")
-        bench(image_path, labels, sub, folder / "out")
+        image_path, labels, sub = inputs(folder, args.seed, args.dicom, args.reuse)
+        bench(image_path, labels, sub, folder / "out", args.threads)
     return 0
 
 

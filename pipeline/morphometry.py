@@ -150,7 +150,7 @@ def measure_vertebrae(
 def _regions(array: NDArray[np.integer], subregions: NDArray[np.integer] | None) -> list[_Region]:
     max_label = int(array.max(initial=0))
     integer = array if array.dtype in (np.uint8, np.int32, np.int64) else array.astype(np.int32)
-    boxes = ndimage.find_objects(integer, max_label=max_label)
+    boxes = _label_boxes(integer, max_label)
     regions = []
     for index, box in enumerate(boxes):
         label = index + 1
@@ -169,6 +169,35 @@ def _regions(array: NDArray[np.integer], subregions: NDArray[np.integer] | None)
         offset = np.array([s.start for s in grown], dtype=np.int64)
         regions.append(_Region(label, offset, mask, body, has_sub, touches))
     return sorted(regions, key=lambda r: anatomical_position(r.label))
+
+
+def _label_boxes(array: NDArray[np.integer], max_label: int) -> list[tuple[slice, ...] | None]:
+    """``ndimage.find_objects(array, max_label)``, fast on large, mostly empty label maps.
+
+    find_objects visits every voxel in index order: on a 512 x 512 x 400 map in Fortran
+    order (NIfTI, DICOM volumes) that strides through memory and takes over a second. The
+    labelled voxels' bounding box (three cheap projections) is searched instead, in its
+    memory order; the boxes are shifted back, so they are exactly find_objects' boxes."""
+    if max_label < 1:
+        return []
+    occupied = [
+        np.flatnonzero(array.any(axis=tuple(a for a in range(array.ndim) if a != axis)))
+        for axis in range(array.ndim)
+    ]
+    start = [int(o[0]) for o in occupied]
+    crop = array[tuple(slice(s, int(o[-1]) + 1) for s, o in zip(start, occupied, strict=True))]
+    fortran = crop.strides[0] < crop.strides[-1]
+    found = ndimage.find_objects(crop.T if fortran else crop, max_label=max_label)
+    boxes: list[tuple[slice, ...] | None] = []
+    for box in found:
+        if box is None:
+            boxes.append(None)
+            continue
+        ordered = box[::-1] if fortran else box
+        boxes.append(
+            tuple(slice(b.start + s, b.stop + s) for b, s in zip(ordered, start, strict=True))
+        )
+    return boxes
 
 
 def _centroid_mm(

@@ -21,7 +21,7 @@ RLE).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,11 +51,31 @@ class RoutedVolume:
 
 @dataclass
 class _Slice:
+    """One slice's geometry and its stored values; HU are computed once, into the volume.
+
+    Keeping the stored values (16 bits) instead of float32 HU halves the memory held while
+    a series is read, and the HU go straight into their place in the volume."""
+
     position: NDArray[np.float64]
     orientation: tuple[float, ...]
     spacing: tuple[float, float]
-    pixels: NDArray[np.float32]
+    stored: NDArray[np.generic]  # (rows, columns) as decoded
+    slope: float
+    intercept: float
     source: SliceSource
+
+    def hu_into(self, out: NDArray[np.float32]) -> NDArray[np.float32]:
+        """``stored * slope + intercept`` in float32, written into ``out``.
+
+        The same float32 operations, in the same order, as
+        ``stored.astype(np.float32) * slope + intercept``: identical values."""
+        out[...] = self.stored
+        out *= self.slope
+        out += self.intercept
+        return out
+
+    def hu(self) -> NDArray[np.float32]:
+        return self.hu_into(np.empty(self.stored.shape, dtype=np.float32))
 
 
 def load_input(path: Path, rules: RoutingRules | None = None) -> RoutedVolume:
@@ -74,8 +94,13 @@ def load_dicom_folder(folder: Path, rules: RoutingRules) -> RoutedVolume:
     if best is None:
         reasons = "; ".join(f"{d.series_instance_uid}: {d.reason}" for d in decisions)
         raise InputRejected(f"no series in {folder} qualifies for analysis ({reasons})")
-    datasets = [dcmread(p) for p in best.files]
-    volume = build_volume(datasets, source=str(folder))
+    # The headers read for routing already answer the HU checks, so a series that fails
+    # them is rejected before any pixel data is read; then each file is read in full once
+    # and let go as soon as its slices are taken (no list of 400 datasets with pixels).
+    headers = {h.path: h.header for h in groups[best.series_instance_uid]}
+    for path in best.files:
+        _check_hounsfield(headers[path])
+    volume = _volume_from((dcmread(p) for p in best.files), source=str(folder))
     return RoutedVolume(volume, decisions)
 
 
@@ -85,13 +110,23 @@ def build_volume(datasets: Sequence[Dataset], source: str = "") -> Volume:
         raise InputRejected("the series holds no instances")
     for ds in datasets:
         _check_hounsfield(ds)
-    slices = [s for ds in datasets for s in _slices(ds)]
+    return _volume_from(datasets, source)
+
+
+def _volume_from(datasets: Iterable[Dataset], source: str) -> Volume:
+    """Datasets whose HU checks passed -> a HU Volume; each may be let go once read."""
+    slices: list[_Slice] = []
+    first: Dataset | None = None
+    for ds in datasets:
+        first = ds if first is None else first
+        slices.extend(_slices(ds))
+    if first is None:
+        raise InputRejected("the series holds no instances")
     _check_uniform(slices)
     slices, notes = _sorted_unique(slices)
     if len(slices) < MIN_SLICES:
         raise InputRejected(f"only {len(slices)} slices; need at least {MIN_SLICES}")
     step = _check_spacing(slices)
-    first = datasets[0]
     row = np.array(slices[0].orientation[:3])
     col = np.array(slices[0].orientation[3:])
     affine = np.eye(4)
@@ -99,9 +134,8 @@ def build_volume(datasets: Sequence[Dataset], source: str = "") -> Volume:
     affine[:3, 1] = col * slices[0].spacing[0]  # j: rows, along the column direction
     affine[:3, 2] = step
     affine[:3, 3] = slices[0].position
-    array = np.stack([s.pixels.T for s in slices], axis=2)
     return Volume(
-        array=array,
+        array=_assemble(slices),
         affine=affine,
         modality="CT",
         frame_of_reference_uid=_str(first.get("FrameOfReferenceUID")),
@@ -112,6 +146,20 @@ def build_volume(datasets: Sequence[Dataset], source: str = "") -> Volume:
         source=source,
         notes=tuple(notes),
     )
+
+
+def _assemble(slices: list[_Slice]) -> NDArray[np.float32]:
+    """The [i, j, k] HU array (i: column, j: row, k: slice), written slice by slice.
+
+    One (slice, row, column) buffer takes each slice as one contiguous write; its transpose
+    is the volume, without a copy (Fortran order, as nibabel gives NIfTI data). Stacking
+    transposed slices instead wrote 4-byte pieces 1.6 kB apart: about 2 s and a second
+    400 MB copy for a 512 x 512 x 400 series."""
+    rows, columns = slices[0].stored.shape
+    buffer = np.empty((len(slices), rows, columns), dtype=np.float32)
+    for k, s in enumerate(slices):
+        s.hu_into(buffer[k])
+    return buffer.transpose(2, 1, 0)
 
 
 def _check_hounsfield(ds: Dataset) -> None:
@@ -157,8 +205,8 @@ def _slices(ds: Dataset) -> list[_Slice]:
         raise InputRejected(
             f"instance {ds.SOPInstanceUID}: no usable ImagePosition/Orientation/PixelSpacing"
         ) from exc
-    hu = pixels.astype(np.float32) * slope + intercept
-    return [_Slice(position, orientation, spacing, hu, SliceSource(str(ds.SOPInstanceUID)))]
+    source = SliceSource(str(ds.SOPInstanceUID))
+    return [_Slice(position, orientation, spacing, pixels, slope, intercept, source)]
 
 
 def _frames(ds: Dataset, pixels: NDArray[np.generic]) -> list[_Slice]:
@@ -179,7 +227,9 @@ def _frames(ds: Dataset, pixels: NDArray[np.generic]) -> list[_Slice]:
                 np.array(plane.ImagePositionPatient, dtype=np.float64),
                 tuple(float(v) for v in orient.ImageOrientationPatient),
                 spacing,
-                pixels[number - 1].astype(np.float32) * slope + intercept,
+                pixels[number - 1],
+                slope,
+                intercept,
                 SliceSource(str(ds.SOPInstanceUID), number),
             )
         )
@@ -208,9 +258,9 @@ def _check_uniform(slices: list[_Slice]) -> None:
                 f"inconsistent pixel spacing: {s.spacing} vs {ref.spacing} "
                 f"({s.source.sop_instance_uid})"
             )
-        if s.pixels.shape != ref.pixels.shape:
+        if s.stored.shape != ref.stored.shape:
             raise InputRejected(
-                f"inconsistent image size: {s.pixels.shape} vs {ref.pixels.shape} "
+                f"inconsistent image size: {s.stored.shape} vs {ref.stored.shape} "
                 f"({s.source.sop_instance_uid})"
             )
 
@@ -227,7 +277,7 @@ def _sorted_unique(slices: list[_Slice]) -> tuple[list[_Slice], list[str]]:
     for s in ordered[1:]:
         prev = kept[-1]
         if np.linalg.norm(s.position - prev.position) < 1e-3:
-            if np.array_equal(s.pixels, prev.pixels):
+            if np.array_equal(s.hu(), prev.hu()):
                 dropped += 1
                 continue
             z = float(normal @ s.position)

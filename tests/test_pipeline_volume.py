@@ -7,7 +7,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from pydicom import dcmread
+from pydicom import Dataset, dcmread
 
 from pipeline.nifti import read_nifti, write_nifti
 from pipeline.routing import RoutingRules
@@ -141,3 +141,40 @@ def test_nifti_round_trip_keeps_grid_and_converts_ras_to_lps(tmp_path: Path) -> 
     volume = read_nifti(tmp_path / "x.nii.gz")
     np.testing.assert_allclose(volume.affine, affine_lps, atol=1e-5)
     np.testing.assert_array_equal(volume.array, array)
+
+
+def _reference_hu(ds: Dataset) -> np.ndarray:
+    """What slices were before the volume was assembled in place: [i, j] float32 HU."""
+    slope, intercept = float(ds.RescaleSlope), float(ds.RescaleIntercept)
+    return (ds.pixel_array.astype(np.float32) * slope + intercept).T
+
+
+def test_hounsfield_units_are_bit_identical_to_the_rescale_formula(tmp_path: Path) -> None:
+    slopes = [0.37, 1.0, 2.5, 0.1, 1.7, 0.9, 3.3, 0.77]
+    paths = write_series(
+        tmp_path, SeriesSpec(intercept=-1024.3), slopes=slopes, order=[3, 1, 0, 2, 7, 5, 6, 4]
+    )
+    datasets = {str(ds.SOPInstanceUID): ds for ds in (dcmread(p) for p in paths)}
+    volume = build_volume(list(datasets.values()))
+    assert volume.array.dtype == np.float32
+    for k, source in enumerate(volume.slice_sources):
+        np.testing.assert_array_equal(
+            volume.array[:, :, k], _reference_hu(datasets[source.sop_instance_uid])
+        )
+
+
+def test_folder_reading_gives_the_volume_of_its_datasets(tmp_path: Path) -> None:
+    paths = write_series(tmp_path, order=[5, 2, 7, 0, 3, 1, 6, 4], slopes=[0.5, 2.0] * 4)
+    routed = load_dicom_folder(tmp_path, SMALL).volume
+    given = build_volume([dcmread(p) for p in paths], source=str(tmp_path))
+    np.testing.assert_array_equal(routed.array, given.array)
+    np.testing.assert_array_equal(routed.affine, given.affine)
+    assert routed.slice_sources == given.slice_sources
+    assert routed.series_instance_uid == given.series_instance_uid
+    assert routed.notes == given.notes
+
+
+def test_a_series_without_rescale_is_rejected_from_its_routing_headers(tmp_path: Path) -> None:
+    write_series(tmp_path, SeriesSpec(rescale=False))
+    with pytest.raises(InputRejected, match="no RescaleSlope"):
+        load_dicom_folder(tmp_path, SMALL)
