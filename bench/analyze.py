@@ -104,11 +104,12 @@ def load_models(settings: ModelSettings, threads: int) -> tuple[Segmenter | None
 
     torch.set_num_threads(threads)
     from models import load_grader, load_segmenter, model_folder
+    from models.card import CARD_JSON
 
     loaded: list[Any] = []
     for kind, load in (("segmenter", load_segmenter), ("grader", load_grader)):
         folder = model_folder(settings, kind)
-        loaded.append(load(settings) if (folder / "card.json").is_file() else None)
+        loaded.append(load(settings) if (folder / CARD_JSON).is_file() else None)
     return loaded[0], loaded[1]
 
 
