@@ -13,10 +13,12 @@ sequence of levels for them under the anatomy:
 * each unit's evidence is the log of its mean probability for the level, weighted by the
   unit's size relative to a typical vertebra, so a stray blob cannot outvote a whole body.
 
+Pieces smaller than MIN_UNIT_MM3 are fragments, not sequence positions: they join the unit
+they touch (a spinous process tip given the next level's name) or are dropped.
+
 The cues that fix off-by-one errors (the sacrum, the last rib-bearing vertebra, the shape of
 C2) are what the network's level head learns; the sequence constraint spreads their
-evidence along the whole spine. Pieces too small to be a vertebra part are dropped.
-"""
+evidence along the whole spine."""
 
 from __future__ import annotations
 
@@ -31,8 +33,9 @@ SEQUENCE: tuple[int, ...] = (*range(1, 20), 28, *range(20, 26), 26)
 OPTIONAL = frozenset({28, 25})  # T13 and L6 may be absent without a penalty
 SKIP_COST = 4.0
 SPLIT_COST = 1.5
-MIN_UNIT_FRACTION = 0.04  # of the median unit: smaller pieces are noise
-MIN_UNIT_VOXELS = 3
+# A piece smaller than this is a fragment, not a vertebra (a C3 is about 8 cm3, body and arch).
+MIN_UNIT_MM3 = 1500.0
+FRAGMENT_REACH_VOXELS = 2.0
 _STRUCTURE = np.ones((3, 3, 3), dtype=bool)
 
 
@@ -50,17 +53,19 @@ def contiguous_labels(
     probabilities: NDArray[np.float32],
     class_labels: tuple[int, ...],
     superior_axis: int = 2,
+    voxel_mm3: float = 27.0,
 ) -> tuple[NDArray[np.uint8], dict[int, float]]:
     """Relabel the level guesses in ``probabilities`` (C, X, Y, Z; class 0 = background) as a
     contiguous vertebra sequence; returns the VerSe label map and each label's confidence
     (its mean probability inside the vertebra).
 
     ``class_labels[c]`` is the VerSe label of channel ``c``; ``superior_axis`` is the array
-    axis pointing to the head (RAS+ arrays: axis 2)."""
+    axis pointing to the head (RAS+ arrays: axis 2); ``voxel_mm3`` the volume of one voxel."""
     # A voxel is vertebra when the levels together outweigh the background, even if no
     # single level does; it then takes its most probable level.
     best = np.where(probabilities[0] < 0.5, probabilities[1:].argmax(axis=0) + 1, 0)
-    pieces, units = _units(probabilities, best, class_labels)
+    min_voxels = max(1, round(MIN_UNIT_MM3 / voxel_mm3))
+    pieces, units = _units(probabilities, best, class_labels, min_voxels)
     if not units:
         return np.zeros(best.shape, dtype=np.uint8), {}
     units.sort(key=lambda u: -u.centre[superior_axis])
@@ -77,8 +82,12 @@ def _units(
     probabilities: NDArray[np.float32],
     best: NDArray[np.integer],
     class_labels: tuple[int, ...],
+    min_voxels: int,
 ) -> tuple[NDArray[np.int32], list[Unit]]:
-    """Connected pieces of each predicted level, numbered 1..n in ``pieces``."""
+    """Connected pieces of each predicted level, numbered 1..n in the returned map.
+
+    Pieces of at least ``min_voxels`` are units (sequence positions); smaller ones join the
+    unit they touch (within two voxels), or are dropped when they touch none."""
     pieces = np.zeros(best.shape, dtype=np.int32)
     found: list[tuple[int, tuple[slice, ...], NDArray[np.bool_]]] = []
     count = 0
@@ -97,12 +106,11 @@ def _units(
     if not found:
         return pieces, []
     sizes = np.bincount(pieces.ravel(), minlength=count + 1)
-    floor = max(MIN_UNIT_VOXELS, MIN_UNIT_FRACTION * float(np.median(sizes[1:])))
     column = {label: SEQUENCE.index(label) for label in class_labels[1:] if label in SEQUENCE}
     units: list[Unit] = []
     keep = np.zeros(count + 1, dtype=np.int32)
     for number, box, part in found:
-        if sizes[number] < floor:
+        if sizes[number] < min_voxels:
             continue
         inside = probabilities[(slice(None), *box)][:, part]  # (C, n)
         evidence = np.zeros(len(SEQUENCE))
@@ -114,7 +122,20 @@ def _units(
         centre = np.argwhere(part).mean(axis=0) + np.array([s.start for s in box])
         keep[number] = len(units) + 1
         units.append(Unit(len(units) + 1, int(sizes[number]), centre, evidence))
-    return keep[pieces], units
+    unit_map = keep[pieces]
+    return _absorb_fragments(unit_map, pieces > 0), units
+
+
+def _absorb_fragments(units: NDArray[np.int32], foreground: NDArray[np.bool_]) -> NDArray[np.int32]:
+    """Fragments (foreground outside any unit) join the nearest unit within two voxels."""
+    fragments = foreground & (units == 0)
+    if not fragments.any() or not units.any():
+        return units
+    distance, nearest = ndimage.distance_transform_edt(units == 0, return_indices=True)
+    close = fragments & (distance <= FRAGMENT_REACH_VOXELS)
+    out = units.copy()
+    out[close] = units[tuple(axis[close] for axis in nearest)]
+    return out
 
 
 def _viterbi(units: list[Unit]) -> list[int]:

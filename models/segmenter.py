@@ -68,7 +68,7 @@ class Segmenter:
                 mode="gaussian",
             )
         assert isinstance(logits, torch.Tensor)
-        result = decode_segmentation(logits, image.shape)
+        result = decode_segmentation(logits, image.shape, self.card.preprocessing.spacing_mm)
         log.info(
             "segmented %s voxels (model grid %s) in %.1f s: %d vertebrae",
             image.shape,
@@ -89,7 +89,9 @@ def inference_window(grid: tuple[int, ...], patch: tuple[int, int, int]) -> tupl
 
 
 def decode_segmentation(
-    logits: torch.Tensor, shape: tuple[int, ...] | None = None
+    logits: torch.Tensor,
+    shape: tuple[int, ...] | None = None,
+    model_spacing_mm: Spacing = (3.0, 3.0, 3.0),
 ) -> SegmentationResult:
     """Label maps on a grid of ``shape`` (default: the model grid) from (1, C, X, Y, Z) logits.
 
@@ -101,7 +103,8 @@ def decode_segmentation(
     vert_logits, sub_logits = split_segmenter_logits(logits.float())
     probs = torch.softmax(vert_logits[0], dim=0).numpy()
     sub_probs = torch.softmax(sub_logits[0], dim=0).numpy()
-    coarse, confidence = contiguous_labels(probs, VERTEBRA_LABELS)
+    voxel_mm3 = float(np.prod(model_spacing_mm))
+    coarse, confidence = contiguous_labels(probs, VERTEBRA_LABELS, voxel_mm3=voxel_mm3)
     coarse = keep_largest_components(coarse)
     confidence = {k: v for k, v in confidence.items() if (coarse == k).any()}
     model_shape = coarse.shape

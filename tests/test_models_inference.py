@@ -85,7 +85,7 @@ def test_decode_maps_classes_to_verse_labels() -> None:
     logits[0, VERTEBRA_LABELS.index(28), :2] = 5.0  # T13
     logits[0, 0, 2:] = 5.0  # background
     logits[0, len(VERTEBRA_LABELS) + 2, :2] = 5.0  # posterior elements
-    result = decode_segmentation(logits)
+    result = decode_segmentation(logits, model_spacing_mm=(10.0, 10.0, 10.0))  # 32 cm3
     vertebrae, subregions, confidence = result.vertebrae, result.subregions, result.confidence
     assert set(np.unique(vertebrae)) == {0, 28}
     assert (subregions[:2] == 2).all() and (subregions[2:] == 0).all()

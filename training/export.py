@@ -111,7 +111,9 @@ def _parity_inputs(config: TrainingConfig, spec: PreprocessingSpec) -> list[torc
     generator = torch.Generator().manual_seed(0)
     if config.model == "grader":
         return [torch.rand((2, 2, *spec.patch_size), generator=generator)]
-    bigger = tuple(n + 8 for n in spec.patch_size)
+    # Another size than the training patch, still a multiple of the UNet's total stride.
+    stride = 2 ** (len(config.architecture.channels) - 1)
+    bigger = tuple(n + stride for n in spec.patch_size)
     return [
         torch.rand((1, 1, *spec.patch_size), generator=generator),
         torch.rand((1, 1, *bigger), generator=generator),

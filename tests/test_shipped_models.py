@@ -1,0 +1,74 @@
+"""The shipped weights (models/weights/): cards, checksums, and `spinescreen analyze` end to end
+on held-out phantom DICOM studies. Skipped when no weights are installed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models import load_grader, load_segmenter
+from models.loading import SHIPPED_WEIGHTS
+from models.settings import ModelSettings
+from spinescreen.cli import main
+from training.phantoms import PhantomParams, make_ct_phantom, parse_fracture
+from training.phantoms.dicom_writer import write_ct_study
+
+MAX_ONNX_BYTES = 25 * 1024 * 1024
+shipped = pytest.mark.skipif(
+    not (SHIPPED_WEIGHTS / "segmenter" / "card.json").is_file(), reason="no shipped weights"
+)
+
+
+@shipped
+def test_shipped_models_load_with_checked_hashes_and_stay_small() -> None:
+    settings = ModelSettings()
+    for card in (load_segmenter(settings).card, load_grader(settings).card):
+        assert "not validated" in card.validation.lower(), card.validation
+    for onnx in SHIPPED_WEIGHTS.rglob("*.onnx"):
+        assert onnx.stat().st_size <= MAX_ONNX_BYTES, onnx
+    assert (SHIPPED_WEIGHTS / "report" / "evaluation.json").is_file(), "report beside weights"
+
+
+# Held-out seeds: evaluation uses 0-29, validation 900-904, training >= 1,000,000.
+STUDIES = ((950, "L1:3:crush T8:2:wedge"), (951, "T12:2:biconcave"), (952, ""))
+
+
+@shipped
+@pytest.mark.slow
+@pytest.mark.parametrize(("seed", "fractures"), STUDIES)
+def test_analyze_names_levels_and_finds_fractures_on_dicom_phantoms(
+    tmp_path: Path, seed: int, fractures: str
+) -> None:
+    phantom = make_ct_phantom(
+        seed,
+        PhantomParams(
+            field_of_view="thoracolumbar",
+            fractures=[parse_fracture(f) for f in fractures.split()],
+            matrix=256,
+            pixel_spacing_mm=1.5,
+            slice_thickness_mm=2.0,
+        ),
+    )
+    write_ct_study(phantom, tmp_path / "dicom", include_extras=False)
+    assert main(["analyze", str(tmp_path / "dicom"), "--out", str(tmp_path / "out")]) == 0
+    found = json.loads((tmp_path / "out" / "findings.json").read_text())["vertebrae"]
+    truth = {t.label: t for t in phantom.vertebra_truth if t.complete and t.label != 26}
+    identified = 0
+    for label, t in truth.items():
+        centre = np.asarray(t.body_centroid_mm) * (-1, -1, 1)  # RAS -> LPS
+        distance = {
+            f["label"]: float(np.linalg.norm(np.asarray(f["centroid_mm"]) - centre)) for f in found
+        }
+        closest = min(distance, key=lambda k: distance[k], default=None)
+        identified += closest == label and distance[label] <= 20.0
+    assert identified >= 0.9 * len(truth), f"{identified} of {len(truth)} levels named right"
+    by_label = {f["label"]: f for f in found}
+    for label, t in truth.items():
+        grade = (by_label.get(label) or {}).get("genant_grade")
+        if t.genant_grade >= 2:
+            assert grade is not None and grade >= 2, (t.level, grade)
+        elif t.genant_grade == 0:
+            assert grade is None or grade < 2, (t.level, grade)
