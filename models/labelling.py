@@ -36,6 +36,12 @@ SPLIT_COST = 1.5
 # A piece smaller than this is a fragment, not a vertebra (a C3 is about 8 cm3, body and arch).
 MIN_UNIT_MM3 = 1500.0
 FRAGMENT_REACH_VOXELS = 2.0
+MIN_BODY_MM3 = 1000.0  # a vertebral body piece smaller than this is noise
+SPLIT_TALL = 1.6  # a body piece this many times the median height holds two bodies
+ARCH_REACH_MM = 45.0  # arch voxels farther than this from any body are dropped
+WITHIN_REGION_WEIGHT = 0.5
+_REGIONS = {"C": range(1, 8), "T": (*range(8, 20), 28), "L": range(20, 26), "S": (26,)}
+_REGION_MEMBERS = [np.array([SEQUENCE.index(v) for v in r]) for r in _REGIONS.values()]
 _STRUCTURE = np.ones((3, 3, 3), dtype=bool)
 
 
@@ -54,18 +60,28 @@ def contiguous_labels(
     class_labels: tuple[int, ...],
     superior_axis: int = 2,
     voxel_mm3: float = 27.0,
+    body: NDArray[np.bool_] | None = None,
 ) -> tuple[NDArray[np.uint8], dict[int, float]]:
     """Relabel the level guesses in ``probabilities`` (C, X, Y, Z; class 0 = background) as a
     contiguous vertebra sequence; returns the VerSe label map and each label's confidence
     (its mean probability inside the vertebra).
 
     ``class_labels[c]`` is the VerSe label of channel ``c``; ``superior_axis`` is the array
-    axis pointing to the head (RAS+ arrays: axis 2); ``voxel_mm3`` the volume of one voxel."""
+    axis pointing to the head (RAS+ arrays: axis 2); ``voxel_mm3`` the volume of one voxel.
+    With ``body`` (voxels the sub-region head calls vertebral body) the units are the
+    vertebral bodies, split by the discs, each with the arch voxels nearest to it: the
+    geometry then does not depend on the level head, which only names the units."""
     # A voxel is vertebra when the levels together outweigh the background, even if no
     # single level does; it then takes its most probable level.
-    best = np.where(probabilities[0] < 0.5, probabilities[1:].argmax(axis=0) + 1, 0)
-    min_voxels = max(1, round(MIN_UNIT_MM3 / voxel_mm3))
-    pieces, units = _units(probabilities, best, class_labels, min_voxels)
+    foreground = probabilities[0] < 0.5
+    if body is not None:
+        pieces, units = _body_units(
+            probabilities, foreground, body & foreground, class_labels, voxel_mm3, superior_axis
+        )
+    else:
+        best = np.where(foreground, probabilities[1:].argmax(axis=0) + 1, 0)
+        min_voxels = max(1, round(MIN_UNIT_MM3 / voxel_mm3))
+        pieces, units = _units(probabilities, best, class_labels, min_voxels)
     if not units:
         return np.zeros(best.shape, dtype=np.uint8), {}
     units.sort(key=lambda u: -u.centre[superior_axis])
@@ -126,6 +142,75 @@ def _units(
     return _absorb_fragments(unit_map, pieces > 0), units
 
 
+def _body_units(
+    probabilities: NDArray[np.float32],
+    foreground: NDArray[np.bool_],
+    body: NDArray[np.bool_],
+    class_labels: tuple[int, ...],
+    voxel_mm3: float,
+    superior_axis: int,
+) -> tuple[NDArray[np.int32], list[Unit]]:
+    """Units = vertebral bodies (connected body voxels, discs between them) with every
+    vertebra voxel within ARCH_REACH_MM of a body joined to its nearest body.
+
+    Two bodies bridged by partial volume at a thin disc form one piece twice as tall as its
+    neighbours: a piece taller than SPLIT_TALL times the median is cut along the spine into
+    equal parts."""
+    components, count = ndimage.label(body)
+    if count == 0:
+        return components.astype(np.int32), []
+    sizes = np.bincount(components.ravel(), minlength=count + 1)
+    min_voxels = max(1, round(MIN_BODY_MM3 / voxel_mm3))
+    boxes = ndimage.find_objects(components)
+    bodies = [
+        (n, box)
+        for n, box in enumerate(boxes, start=1)
+        if box is not None and sizes[n] >= min_voxels
+    ]
+    if not bodies:
+        return np.zeros(body.shape, dtype=np.int32), []
+    extents = [box[superior_axis].stop - box[superior_axis].start for _, box in bodies]
+    typical = float(np.median(extents))
+    instances = np.zeros(body.shape, dtype=np.int32)
+    count = 0
+    for (n, box), extent in zip(bodies, extents, strict=True):
+        part = components[box] == n
+        parts = max(1, round(extent / typical)) if extent > SPLIT_TALL * typical else 1
+        if parts == 1:
+            count += 1
+            instances[box][part] = count
+            continue
+        height = np.argwhere(part)[:, superior_axis]
+        cuts = np.quantile(height, np.linspace(0, 1, parts + 1)[1:-1])
+        slot = np.searchsorted(cuts, height, side="right")
+        region = instances[box]
+        coords = tuple(np.argwhere(part).T)
+        region[coords] = count + 1 + slot
+        count += parts
+    reach = ARCH_REACH_MM / voxel_mm3 ** (1 / 3)
+    distance, nearest = ndimage.distance_transform_edt(instances == 0, return_indices=True)
+    joined = foreground & (instances == 0) & (distance <= reach)
+    instances[joined] = instances[tuple(axis[joined] for axis in nearest)]
+    column = {label: SEQUENCE.index(label) for label in class_labels[1:] if label in SEQUENCE}
+    units = []
+    for n, box in enumerate(ndimage.find_objects(instances), start=1):
+        if box is None:
+            continue
+        part = instances[box] == n
+        inside = probabilities[(slice(None), *box)][:, part]
+        evidence = np.zeros(len(SEQUENCE))
+        for channel, label in enumerate(class_labels):
+            if label in column:
+                evidence[column[label]] = float(inside[channel].mean())
+        total = evidence.sum()
+        evidence = evidence / total if total > 0 else np.full(len(SEQUENCE), 1 / len(SEQUENCE))
+        core = part & body[box]
+        centre = np.argwhere(core if core.any() else part).mean(axis=0)
+        centre = centre + np.array([sl.start for sl in box])
+        units.append(Unit(n, int(part.sum()), centre, evidence))
+    return instances, units
+
+
 def _absorb_fragments(units: NDArray[np.int32], foreground: NDArray[np.bool_]) -> NDArray[np.int32]:
     """Fragments (foreground outside any unit) join the nearest unit within two voxels."""
     fragments = foreground & (units == 0)
@@ -142,9 +227,7 @@ def _viterbi(units: list[Unit]) -> list[int]:
     """Most probable level sequence (VerSe labels) for head-to-feet ordered units."""
     n, m = len(units), len(SEQUENCE)
     typical = float(np.median([u.voxels for u in units]))
-    emit = np.stack(
-        [np.log(u.evidence + 1e-4) * min(1.0, u.voxels / typical) ** 0.5 for u in units]
-    )
+    emit = np.stack([_emission(u.evidence) * min(1.0, u.voxels / typical) ** 0.5 for u in units])
     move = _transition_costs()
     score = emit[0].copy()
     back = np.zeros((n, m), dtype=np.int64)
@@ -157,6 +240,20 @@ def _viterbi(units: list[Unit]) -> list[int]:
         path.append(int(back[i, path[-1]]))
     path.reverse()
     return [SEQUENCE[s] for s in path]
+
+
+def _emission(evidence: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Log evidence for each level, split as region (cervical, thoracic, lumbar, sacrum) and
+    level within the region; the within-region part weighs WITHIN_REGION_WEIGHT.
+
+    Telling a thoracic from a lumbar vertebra (ribs) or the sacrum is a local question the
+    network answers early and well; telling T7 from T8 needs counting. Where a region
+    boundary is in view, the sequence constraint then names every unit from it."""
+    region_total = np.zeros(len(SEQUENCE))
+    for members in _REGION_MEMBERS:
+        region_total[members] = evidence[members].sum()
+    within = evidence / np.maximum(region_total, 1e-12)
+    return np.log(region_total + 1e-4) + WITHIN_REGION_WEIGHT * np.log(within + 1e-4)
 
 
 def _transition_costs() -> NDArray[np.float64]:

@@ -83,18 +83,20 @@ def test_shipped_training_configs_are_valid(name: str) -> None:
     assert min(seeds) >= 1_000_000, f"training seeds {seeds} overlap evaluation seeds"
 
 
-def test_dice_ignores_classes_absent_from_the_batch() -> None:
-    from training.losses import foreground_dice, present_class_dice
+def test_level_and_foreground_terms_score_right_and_wrong_predictions() -> None:
+    from training.losses import foreground_dice, level_cross_entropy
 
     target = torch.zeros((1, 1, 4, 4, 4), dtype=torch.long)
     target[0, 0, :2] = 3
     perfect = torch.full((1, 5, 4, 4, 4), -20.0)
     perfect[:, 0] = 20.0
     perfect[0, 0, :2], perfect[0, 3, :2] = -20.0, 20.0
-    loss = float(present_class_dice(perfect, target))
-    assert loss < 1e-3, f"Dice loss {loss} of a perfect prediction: absent classes must not count"
+    assert float(level_cross_entropy(perfect, target[:, 0])) < 1e-3
+    wrong_level = perfect.clone()
+    wrong_level[0, 3, :2], wrong_level[0, 2, :2] = -20.0, 20.0
+    assert float(level_cross_entropy(wrong_level, target[:, 0])) > 10.0
+    assert float(level_cross_entropy(perfect, torch.zeros_like(target[:, 0]))) == 0.0
     empty = torch.zeros((1, 5, 4, 4, 4))
     empty[:, 0] = 20.0  # predicts background everywhere
-    assert float(present_class_dice(empty, target)) > 0.9
     assert float(foreground_dice(perfect, target)) < 1e-3
     assert float(foreground_dice(empty, target)) > 0.9

@@ -1,19 +1,12 @@
-"""Losses: Dice + cross-entropy for the segmenter heads, cross-entropy for the grader heads."""
+"""Losses: cross-entropy + foreground Dice for the segmenter heads, cross-entropy for the grader."""
 
 from __future__ import annotations
 
 import torch
-from monai.losses.dice import DiceLoss
 
 from models.networks import GRADES, MORPHOLOGIES, split_segmenter_logits
 from training.transforms import IGNORE_INDEX
 
-# Batch Dice per class, kept only for classes present in the batch: with 27 vertebra classes
-# most are absent from any one patch, and a Dice term for an absent class only teaches the
-# network to predict nothing (MONAI's per-class default scores an absent class as loss 1).
-_DICE = DiceLoss(
-    to_onehot_y=True, softmax=True, include_background=False, batch=True, reduction="none"
-)
 # Fractures are rare; grade classes weighted so a missed fracture costs more than a false alarm.
 GRADE_WEIGHTS = (1.0, 2.0, 2.0, 2.0)
 
@@ -21,10 +14,16 @@ GRADE_WEIGHTS = (1.0, 2.0, 2.0, 2.0)
 def segmentation_loss(
     logits: torch.Tensor, vertebra: torch.Tensor, subregion: torch.Tensor
 ) -> torch.Tensor:
-    """DiceCE on the vertebra classes + CE on the sub-regions (ignoring unknown voxels)."""
+    """CE + foreground Dice on the vertebra head, CE among the levels on vertebra voxels only,
+    and CE on the sub-regions (ignoring unknown voxels).
+
+    The level term is what teaches the levels: in a CE over all voxels the background is
+    nine voxels in ten and the level signal starves (measured: memorising one phantom, level
+    accuracy 6 % after 150 steps with DiceCE over all classes, 56 % with this term)."""
     vert_logits, sub_logits = split_segmenter_logits(logits.float())
-    loss = present_class_dice(vert_logits, vertebra) + foreground_dice(vert_logits, vertebra)
-    loss = loss + torch.nn.functional.cross_entropy(vert_logits, vertebra[:, 0].long())
+    target = vertebra[:, 0].long()
+    loss = torch.nn.functional.cross_entropy(vert_logits, target)
+    loss = loss + foreground_dice(vert_logits, vertebra) + level_cross_entropy(vert_logits, target)
     target = subregion[:, 0].long()
     if bool((target != IGNORE_INDEX).any()):
         ce = torch.nn.functional.cross_entropy(sub_logits, target, ignore_index=IGNORE_INDEX)
@@ -32,14 +31,13 @@ def segmentation_loss(
     return loss
 
 
-def present_class_dice(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean soft Dice loss over the foreground classes present in ``target`` (0 if none)."""
-    per_class: torch.Tensor = _DICE(logits, target).flatten()  # foreground classes 1..C-1
-    counts = torch.bincount(target.long().flatten(), minlength=logits.shape[1])[1:]
-    present = counts > 0
-    if not bool(present.any()):
+def level_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """CE among the vertebra classes (background excluded) over the vertebra voxels."""
+    inside = target > 0
+    if not bool(inside.any()):
         return logits.sum() * 0.0
-    return per_class[present].mean()
+    levels = logits[:, 1:].permute(0, 2, 3, 4, 1)[inside]
+    return torch.nn.functional.cross_entropy(levels, target[inside] - 1)
 
 
 def foreground_dice(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
