@@ -10,7 +10,8 @@ sequence of levels for them under the anatomy:
   T13 and L6 are optional (transitional anatomy), so T12 -> L1 and L5 -> S cost nothing;
 * a skipped level costs ``SKIP_COST`` (a vertebra the network missed); two units in a row
   may share a level at ``SPLIT_COST`` (one vertebra cut in two), and they are merged;
-* each unit's evidence is the log of its mean probability for the level, weighted by the
+* each unit's evidence is its mean probability per level, split into region (cervical,
+  thoracic, lumbar, sacrum) and level within the region (see ``_emission``), weighted by the
   unit's size relative to a typical vertebra, so a stray blob cannot outvote a whole body.
 
 Pieces smaller than MIN_UNIT_MM3 are fragments, not sequence positions: they join the unit
@@ -36,9 +37,6 @@ SPLIT_COST = 1.5
 # A piece smaller than this is a fragment, not a vertebra (a C3 is about 8 cm3, body and arch).
 MIN_UNIT_MM3 = 1500.0
 FRAGMENT_REACH_VOXELS = 2.0
-MIN_BODY_MM3 = 1000.0  # a vertebral body piece smaller than this is noise
-SPLIT_TALL = 1.6  # a body piece this many times the median height holds two bodies
-ARCH_REACH_MM = 45.0  # arch voxels farther than this from any body are dropped
 WITHIN_REGION_WEIGHT = 0.5
 _REGIONS = {"C": range(1, 8), "T": (*range(8, 20), 28), "L": range(20, 26), "S": (26,)}
 _REGION_MEMBERS = [np.array([SEQUENCE.index(v) for v in r]) for r in _REGIONS.values()]
@@ -60,28 +58,18 @@ def contiguous_labels(
     class_labels: tuple[int, ...],
     superior_axis: int = 2,
     voxel_mm3: float = 27.0,
-    body: NDArray[np.bool_] | None = None,
 ) -> tuple[NDArray[np.uint8], dict[int, float]]:
     """Relabel the level guesses in ``probabilities`` (C, X, Y, Z; class 0 = background) as a
     contiguous vertebra sequence; returns the VerSe label map and each label's confidence
     (its mean probability inside the vertebra).
 
     ``class_labels[c]`` is the VerSe label of channel ``c``; ``superior_axis`` is the array
-    axis pointing to the head (RAS+ arrays: axis 2); ``voxel_mm3`` the volume of one voxel.
-    With ``body`` (voxels the sub-region head calls vertebral body) the units are the
-    vertebral bodies, split by the discs, each with the arch voxels nearest to it: the
-    geometry then does not depend on the level head, which only names the units."""
+    axis pointing to the head (RAS+ arrays: axis 2); ``voxel_mm3`` the volume of one voxel."""
     # A voxel is vertebra when the levels together outweigh the background, even if no
     # single level does; it then takes its most probable level.
-    foreground = probabilities[0] < 0.5
-    if body is not None:
-        pieces, units = _body_units(
-            probabilities, foreground, body & foreground, class_labels, voxel_mm3, superior_axis
-        )
-    else:
-        best = np.where(foreground, probabilities[1:].argmax(axis=0) + 1, 0)
-        min_voxels = max(1, round(MIN_UNIT_MM3 / voxel_mm3))
-        pieces, units = _units(probabilities, best, class_labels, min_voxels)
+    best = np.where(probabilities[0] < 0.5, probabilities[1:].argmax(axis=0) + 1, 0)
+    min_voxels = max(1, round(MIN_UNIT_MM3 / voxel_mm3))
+    pieces, units = _units(probabilities, best, class_labels, min_voxels)
     if not units:
         return np.zeros(best.shape, dtype=np.uint8), {}
     units.sort(key=lambda u: -u.centre[superior_axis])
@@ -140,75 +128,6 @@ def _units(
         units.append(Unit(len(units) + 1, int(sizes[number]), centre, evidence))
     unit_map = keep[pieces]
     return _absorb_fragments(unit_map, pieces > 0), units
-
-
-def _body_units(
-    probabilities: NDArray[np.float32],
-    foreground: NDArray[np.bool_],
-    body: NDArray[np.bool_],
-    class_labels: tuple[int, ...],
-    voxel_mm3: float,
-    superior_axis: int,
-) -> tuple[NDArray[np.int32], list[Unit]]:
-    """Units = vertebral bodies (connected body voxels, discs between them) with every
-    vertebra voxel within ARCH_REACH_MM of a body joined to its nearest body.
-
-    Two bodies bridged by partial volume at a thin disc form one piece twice as tall as its
-    neighbours: a piece taller than SPLIT_TALL times the median is cut along the spine into
-    equal parts."""
-    components, count = ndimage.label(body)
-    if count == 0:
-        return components.astype(np.int32), []
-    sizes = np.bincount(components.ravel(), minlength=count + 1)
-    min_voxels = max(1, round(MIN_BODY_MM3 / voxel_mm3))
-    boxes = ndimage.find_objects(components)
-    bodies = [
-        (n, box)
-        for n, box in enumerate(boxes, start=1)
-        if box is not None and sizes[n] >= min_voxels
-    ]
-    if not bodies:
-        return np.zeros(body.shape, dtype=np.int32), []
-    extents = [box[superior_axis].stop - box[superior_axis].start for _, box in bodies]
-    typical = float(np.median(extents))
-    instances = np.zeros(body.shape, dtype=np.int32)
-    count = 0
-    for (n, box), extent in zip(bodies, extents, strict=True):
-        part = components[box] == n
-        parts = max(1, round(extent / typical)) if extent > SPLIT_TALL * typical else 1
-        if parts == 1:
-            count += 1
-            instances[box][part] = count
-            continue
-        height = np.argwhere(part)[:, superior_axis]
-        cuts = np.quantile(height, np.linspace(0, 1, parts + 1)[1:-1])
-        slot = np.searchsorted(cuts, height, side="right")
-        region = instances[box]
-        coords = tuple(np.argwhere(part).T)
-        region[coords] = count + 1 + slot
-        count += parts
-    reach = ARCH_REACH_MM / voxel_mm3 ** (1 / 3)
-    distance, nearest = ndimage.distance_transform_edt(instances == 0, return_indices=True)
-    joined = foreground & (instances == 0) & (distance <= reach)
-    instances[joined] = instances[tuple(axis[joined] for axis in nearest)]
-    column = {label: SEQUENCE.index(label) for label in class_labels[1:] if label in SEQUENCE}
-    units = []
-    for n, box in enumerate(ndimage.find_objects(instances), start=1):
-        if box is None:
-            continue
-        part = instances[box] == n
-        inside = probabilities[(slice(None), *box)][:, part]
-        evidence = np.zeros(len(SEQUENCE))
-        for channel, label in enumerate(class_labels):
-            if label in column:
-                evidence[column[label]] = float(inside[channel].mean())
-        total = evidence.sum()
-        evidence = evidence / total if total > 0 else np.full(len(SEQUENCE), 1 / len(SEQUENCE))
-        core = part & body[box]
-        centre = np.argwhere(core if core.any() else part).mean(axis=0)
-        centre = centre + np.array([sl.start for sl in box])
-        units.append(Unit(n, int(part.sum()), centre, evidence))
-    return instances, units
 
 
 def _absorb_fragments(units: NDArray[np.int32], foreground: NDArray[np.bool_]) -> NDArray[np.int32]:

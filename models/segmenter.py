@@ -104,8 +104,7 @@ def decode_segmentation(
     probs = torch.softmax(vert_logits[0], dim=0).numpy()
     sub_probs = torch.softmax(sub_logits[0], dim=0).numpy()
     voxel_mm3 = float(np.prod(model_spacing_mm))
-    body = sub_probs[1] >= sub_probs[2]
-    coarse, confidence = contiguous_labels(probs, VERTEBRA_LABELS, voxel_mm3=voxel_mm3, body=body)
+    coarse, confidence = contiguous_labels(probs, VERTEBRA_LABELS, voxel_mm3=voxel_mm3)
     coarse = keep_largest_components(coarse)
     confidence = {k: v for k, v in confidence.items() if (coarse == k).any()}
     model_shape = coarse.shape

@@ -53,7 +53,7 @@ def run(invocation: Invocation) -> int:
     try:
         grader = load_grader(settings)
     except ModelError as exc:
-        print(f"no grader, fracture metrics skipped: {exc}")
+        print(f"no grader ({exc}): fracture scores from morphometry alone")
         grader = None
     sources = [open_source(s) for s in config.data]
     total = sum(len(s) for s in sources)
