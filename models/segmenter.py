@@ -132,7 +132,7 @@ def decode_segmentation(
         for n, m, f, b in zip(shape, model_shape, fine, model_box, strict=True)
     ]
     labels = grown[model_box][np.ix_(*near)] * foreground
-    body = up(sub_probs[1]) >= up(sub_probs[2])
+    body = up(sub_probs[1] - sub_probs[2]) >= 0.0  # linear: the same as comparing both
     vertebrae[out_box] = labels
     subregions[out_box] = np.where(labels > 0, np.where(body, 1, 2), 0)
     return SegmentationResult(vertebrae, subregions, confidence)
