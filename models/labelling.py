@@ -24,6 +24,7 @@ evidence along the whole spine."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -41,6 +42,7 @@ WITHIN_REGION_WEIGHT = 0.5
 _REGIONS = {"C": range(1, 8), "T": (*range(8, 20), 28), "L": range(20, 26), "S": (26,)}
 _REGION_MEMBERS = [np.array([SEQUENCE.index(v) for v in r]) for r in _REGIONS.values()]
 _STRUCTURE = np.ones((3, 3, 3), dtype=bool)
+Label = TypeVar("Label", bound=np.integer)
 
 
 @dataclass(frozen=True)
@@ -127,19 +129,8 @@ def _units(
         keep[number] = len(units) + 1
         units.append(Unit(len(units) + 1, int(sizes[number]), centre, evidence))
     unit_map = keep[pieces]
-    return _absorb_fragments(unit_map, pieces > 0), units
-
-
-def _absorb_fragments(units: NDArray[np.int32], foreground: NDArray[np.bool_]) -> NDArray[np.int32]:
-    """Fragments (foreground outside any unit) join the nearest unit within two voxels."""
-    fragments = foreground & (units == 0)
-    if not fragments.any() or not units.any():
-        return units
-    distance, nearest = ndimage.distance_transform_edt(units == 0, return_indices=True)
-    close = fragments & (distance <= FRAGMENT_REACH_VOXELS)
-    out = units.copy()
-    out[close] = units[tuple(axis[close] for axis in nearest)]
-    return out
+    # Fragments (pieces too small to be units) join the nearest unit within reach.
+    return fill_labels(unit_map, pieces > 0, reach=FRAGMENT_REACH_VOXELS), units
 
 
 def _viterbi(units: list[Unit]) -> list[int]:
@@ -199,14 +190,16 @@ def _confidence(
     return confidence
 
 
-def fill_labels(labels: NDArray[np.uint8], foreground: NDArray[np.bool_]) -> NDArray[np.uint8]:
-    """``labels`` extended to every ``foreground`` voxel by its nearest labelled voxel."""
-    if not labels.any():
-        return labels
+def fill_labels(
+    labels: NDArray[Label], foreground: NDArray[np.bool_], reach: float = np.inf
+) -> NDArray[Label]:
+    """``labels`` extended to every unlabelled ``foreground`` voxel within ``reach`` voxels
+    (Euclidean) of a labelled one, taking the nearest label."""
     missing = foreground & (labels == 0)
-    if not missing.any():
+    if not labels.any() or not missing.any():
         return labels
-    _, nearest = ndimage.distance_transform_edt(labels == 0, return_indices=True)
+    distance, nearest = ndimage.distance_transform_edt(labels == 0, return_indices=True)
+    missing &= distance <= reach
     out = labels.copy()
     out[missing] = labels[tuple(axis[missing] for axis in nearest)]
     return out

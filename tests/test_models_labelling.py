@@ -75,6 +75,8 @@ def test_fill_labels_extends_to_the_foreground() -> None:
     labels[1, 1, 1], labels[3, 3, 3] = 20, 21
     filled = fill_labels(labels, np.ones_like(labels, dtype=bool))
     assert filled[0, 0, 0] == 20 and filled[4, 4, 4] == 21
+    near = fill_labels(labels, np.ones_like(labels, dtype=bool), reach=1.0)
+    assert near[1, 1, 2] == 20 and near[0, 0, 0] == 0  # 1.73 voxels away: out of reach
 
 
 def test_linear_upsampling_matches_torch_interpolate() -> None:
