@@ -228,5 +228,18 @@ def _check_same_grid(image: Volume, labels: Volume, path: Path) -> None:
 
 
 def reject_empty(maps: LabelMaps) -> None:
-    if not np.any(maps.vertebrae.array):
-        raise InputRejected("the label map holds no vertebra: nothing to measure")
+    """Refuse a map without vertebrae, saying whether a model or a given file made it."""
+    if np.any(maps.vertebrae.array):
+        return
+    segmenter = maps.origin.get("segmenter", {})
+    if "file" in segmenter:
+        raise InputRejected(
+            f"the label map {segmenter['file']} holds no vertebra (all zero): nothing to measure"
+        )
+    extent = np.abs(np.asarray(maps.vertebrae.shape) * np.asarray(maps.vertebrae.spacing_mm))
+    raise InputRejected(
+        f"the segmenter ({segmenter.get('name', 'model')}) found no vertebra in a "
+        f"{' x '.join(f'{e:.0f}' for e in extent)} mm volume: nothing to measure; check that "
+        "the series covers the spine (a scout, a head or an extremity series has none) and is "
+        "in HU"
+    )

@@ -14,9 +14,10 @@ import models
 from models import load_grader
 from models.segmenter import SegmentationResult
 from models.settings import ModelSettings
-from pipeline.analysis import LabelMaps, analyze_volume, segment_with_model
+from pipeline.analysis import LabelMaps, analyze_volume, reject_empty, segment_with_model
 from pipeline.nifti import write_nifti
 from pipeline.types import Volume
+from spinescreen.errors import InputRejected
 from tests.pipeline_data import BodyShape, rotation, spine_label_map
 
 STACK = (BodyShape(19, 25.0, 26.0), BodyShape(20, 15.0, 25.0), BodyShape(21, 27.0, 27.0))
@@ -63,6 +64,21 @@ def test_segmenter_gets_ras_canonical_input_and_labels_come_back_on_the_grid(
     np.testing.assert_allclose(maps.vertebrae.affine, volume.affine)
     assert maps.confidence == {20: 0.9}
     assert maps.origin["segmenter"] == {"name": "recorder", "version": "0"}
+
+
+def test_an_empty_segmentation_is_refused_with_what_to_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    volume, _, _ = _image()
+    recorder = _RecordingSegmenter()
+    monkeypatch.setattr(models, "load_segmenter", lambda settings: recorder)
+    air = volume.with_array(np.full(volume.shape, -1000.0, dtype=np.float32))
+    maps = segment_with_model(air, ModelSettings())
+    with pytest.raises(InputRejected, match=r"segmenter \(recorder\) found no vertebra .* spine"):
+        reject_empty(maps)
+    given = LabelMaps(maps.vertebrae, None, {}, {"segmenter": {"name": "given", "file": "x.nii"}})
+    with pytest.raises(InputRejected, match=r"label map x.nii holds no vertebra"):
+        reject_empty(given)
 
 
 @pytest.fixture(scope="module")
