@@ -100,3 +100,28 @@ def test_level_and_foreground_terms_score_right_and_wrong_predictions() -> None:
     empty[:, 0] = 20.0  # predicts background everywhere
     assert float(foreground_dice(perfect, target)) < 1e-3
     assert float(foreground_dice(empty, target)) > 0.9
+
+
+def test_separation_weights_mark_the_gap_between_two_vertebrae_and_their_facing_faces() -> None:
+    from training.losses import separation_weights
+
+    target = torch.zeros((1, 6, 6, 12), dtype=torch.long)
+    target[0, 1:5, 1:5, 1:5] = 3  # lower vertebra, z 1-4
+    target[0, 1:5, 1:5, 6:10] = 4  # upper vertebra, z 6-9; the disc is z = 5
+    weights = separation_weights(target, radius=1, weight=5.0)
+    assert torch.all(weights[0, 1:5, 1:5, 5] == 6.0)  # the disc
+    assert torch.all(weights[0, :, :, :5] == 1.0) and torch.all(weights[0, :, :, 6:] == 1.0)
+    wider = separation_weights(target, radius=2, weight=5.0)  # now the facing end plates too
+    assert torch.all(wider[0, 1:5, 1:5, 4:7] == 6.0)
+    assert torch.all(wider[0, :, :, :3] == 1.0) and torch.all(wider[0, :, :, 8:] == 1.0)
+    alone = torch.zeros_like(target)
+    alone[0, 1:5, 1:5, 1:5] = 3  # one vertebra has no neighbour: nothing to separate
+    assert torch.all(separation_weights(alone, radius=1) == 1.0)
+
+
+def test_box_maximum_equals_max_pooling() -> None:
+    from training.losses import _box_max
+
+    volume = torch.rand((2, 1, 9, 10, 11))
+    expected = torch.nn.functional.max_pool3d(volume, 5, stride=1, padding=2)
+    assert torch.equal(_box_max(volume, 2), expected)
