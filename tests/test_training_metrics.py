@@ -98,8 +98,9 @@ def test_summary_patient_level_takes_the_most_suspicious_vertebra() -> None:
         _outcome("b", 21, 0, 0.2, 0.1),
         _outcome("c", 20, 1, 0.3, 0.1),  # grade 1 missed
     ]
-    summary = summarise(outcomes, ["a", "b", "c"])
+    summary = summarise(outcomes, ["a", "b", "c"], [0.9, 0.8, 1.0])
     assert summary["mean_dice"] == pytest.approx(0.9)
+    assert summary["mean_foreground_dice"] == pytest.approx(0.9)
     fracture = summary["fracture"]
     g1, g2 = fracture["grade>=1"], fracture["grade>=2"]
     assert g1["patient"]["tp"] == 1 and g1["patient"]["fp"] == 1 and g1["patient"]["fn"] == 1
@@ -129,3 +130,16 @@ def test_evaluation_of_an_oracle_segmentation_is_perfect() -> None:
     for o in graded:  # the product's scores (morphometry, no grader) separate the grades
         assert (o.p_grade1 >= 0.5) == (int(o.true_grade or 0) >= 1), o
         assert (o.predicted_grade or 0) >= 2 if o.true_grade else o.predicted_grade == 0, o
+
+
+def test_foreground_dice_ignores_the_levels() -> None:
+    from training.evaluation import foreground_dice
+
+    truth = np.zeros((4, 4, 4), dtype=np.uint8)
+    truth[:2] = 20
+    renamed = np.where(truth > 0, 21, 0)  # the right outline, the wrong name
+    assert foreground_dice(renamed, truth) == 1.0
+    half = truth.copy()
+    half[1] = 0
+    assert foreground_dice(half, truth) == pytest.approx(2 * 16 / (16 + 32))
+    assert foreground_dice(np.zeros_like(truth), np.zeros_like(truth)) == 1.0

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from models.grader import Grader
 from models.networks import LEVEL_NAMES
@@ -62,9 +63,11 @@ class VertebraOutcome:
 class EvaluationResult:
     outcomes: list[VertebraOutcome] = field(default_factory=list)
     cases: list[str] = field(default_factory=list)
+    # per case, Dice of "any vertebra" whatever the level: the outline without the naming
+    foreground_dice: list[float] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
-        return summarise(self.outcomes, self.cases)
+        return summarise(self.outcomes, self.cases, self.foreground_dice)
 
 
 def evaluate_cases(
@@ -78,6 +81,7 @@ def evaluate_cases(
         segmentation = segmenter.segment(case.image_hu, case.spacing_mm)
         result.outcomes.extend(evaluate_case(case, segmentation, grader))
         result.cases.append(case.case_id)
+        result.foreground_dice.append(foreground_dice(segmentation.vertebrae, case.vertebrae))
         if progress is not None:
             progress(case.case_id)
     return result
@@ -158,7 +162,16 @@ def _graded(outcome: VertebraOutcome, finding: Finding | None, missed: bool) -> 
     return replace(outcome, p_grade1=one, p_grade2=two, predicted_grade=int(finding.genant_grade))
 
 
-def summarise(outcomes: list[VertebraOutcome], cases: list[str]) -> dict[str, Any]:
+def foreground_dice(predicted: NDArray[np.integer], truth: NDArray[np.integer]) -> float:
+    """Dice of "any vertebra" (labels ignored): how well the outline alone is found."""
+    p, t = predicted > 0, truth > 0
+    total = int(p.sum()) + int(t.sum())
+    return 2.0 * int(np.count_nonzero(p & t)) / total if total else 1.0
+
+
+def summarise(
+    outcomes: list[VertebraOutcome], cases: list[str], foreground: list[float] | None = None
+) -> dict[str, Any]:
     by_level: dict[str, list[float]] = {}
     for o in outcomes:
         by_level.setdefault(LEVEL_NAMES.get(o.label, str(o.label)), []).append(o.dice)
@@ -167,6 +180,7 @@ def summarise(outcomes: list[VertebraOutcome], cases: list[str]) -> dict[str, An
         "cases": len(cases),
         "vertebrae": len(outcomes),
         "mean_dice": _mean([o.dice for o in outcomes]),
+        "mean_foreground_dice": _mean(foreground or []),
         "dice_per_level": {k: _mean(v) for k, v in sorted(by_level.items(), key=_level_order)},
         "identification_rate": _mean([float(o.identified) for o in outcomes]),
         "mean_localisation_error_mm": _mean(located),
