@@ -143,3 +143,15 @@ def test_foreground_dice_ignores_the_levels() -> None:
     half[1] = 0
     assert foreground_dice(half, truth) == pytest.approx(2 * 16 / (16 + 32))
     assert foreground_dice(np.zeros_like(truth), np.zeros_like(truth)) == 1.0
+
+
+def test_report_says_whether_a_grader_model_made_the_scores() -> None:
+    from training.report import render_markdown
+
+    outcomes = [_outcome("a", 20, 2, 0.9, 0.8), _outcome("b", 20, 0, 0.1, 0.0)]
+    summary = summarise(outcomes, ["a", "b"], [0.9, 0.9])
+    alone = render_markdown(summary, {"grader": "none"})
+    assert "morphometry on the predicted labels alone: no grader model" in alone
+    assert "Mean foreground Dice (any vertebra, levels ignored; per case): 0.900" in alone
+    blended = render_markdown(summary, {"grader": "spinescreen-fracture-grader 0.1.0"})
+    assert "blended with the grader model" in blended

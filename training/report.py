@@ -72,11 +72,16 @@ def render_markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
     ]
     fracture = summary.get("fracture")
     if fracture:
-        lines += _fracture_lines(fracture)
+        lines += _fracture_lines(fracture, graded_by_model=meta.get("grader", "none") != "none")
     return "\n".join(lines) + "\n"
 
 
-def _fracture_lines(fracture: dict[str, Any]) -> list[str]:
+def _fracture_lines(fracture: dict[str, Any], graded_by_model: bool = True) -> list[str]:
+    source = (
+        "morphometry on the predicted labels blended with the grader model"
+        if graded_by_model
+        else "morphometry on the predicted labels alone: no grader model"
+    )
     lines = [
         "## Fractures (threshold 0.5 on P(grade >= n); patient = max over vertebrae)",
         "",
@@ -84,8 +89,8 @@ def _fracture_lines(fracture: dict[str, Any]) -> list[str]:
         f"measured but did not grade (slices thicker than 3 mm): "
         f"{fracture.get('not_graded_vertebrae', 0)}",
         "",
-        "Scores are the product's fracture scores (morphometry on the predicted labels blended "
-        "with the grader model, pipeline/grading.py); the grade is the product's fused grade.",
+        f"Scores are the product's fracture scores ({source}, pipeline/grading.py); the grade "
+        "is the product's fused grade.",
         "",
         "| target | level | positives | negatives | sensitivity | specificity | PPV | NPV | AUC |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",

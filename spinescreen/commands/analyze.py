@@ -147,9 +147,9 @@ def _print_table(result: StudyResult) -> None:
 
     sources = {f.probability_source for f in result.vertebrae if f.probability_source}
     note = (
-        "P: morphometric score, not a model output. "
-        if sources == {"morphometry"}
-        else "P: fracture score (morphometry blended with the grader model), not calibrated. "
+        "P: fracture score (morphometry blended with the grader model), not calibrated. "
+        if sources - {"morphometry"}
+        else "P: morphometric score, not a model output. "
     )
     table = Table(title="Vertebrae", caption=note + CLINICAL_DISCLAIMER)
     for column in ("level", "complete", "Ha mm", "Hm mm", "Hp mm", "loss", "grade", "morphology"):
