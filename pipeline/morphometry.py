@@ -308,8 +308,12 @@ def _frame(
     towards_arch = whole_centroid - body_centroid
     towards_arch -= towards_arch.dot(superior) * superior
     if np.linalg.norm(towards_arch) < 3.0:
-        towards_arch = np.array([0.0, 1.0, 0.0])  # LPS +y: the patient's posterior
-        towards_arch -= towards_arch.dot(superior) * superior
+        # No arch to point to: the patient's posterior (LPS +y), or, for a body whose height
+        # axis lies along y (a malformed segmentation), the next image axis that is not.
+        for axis in ((0.0, 1.0, 0.0), (1.0, 0.0, 0.0), (0.0, 0.0, 1.0)):
+            towards_arch = np.array(axis) - np.dot(axis, superior) * superior
+            if np.linalg.norm(towards_arch) > 0.5:
+                break
     posterior = towards_arch / np.linalg.norm(towards_arch)
     return VertebraFrame(body_centroid, superior, posterior)
 

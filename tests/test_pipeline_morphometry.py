@@ -167,3 +167,17 @@ def test_thick_slices_are_measured_but_not_graded() -> None:
     assert l1.complete and l1.heights is not None and l1.genant_grade is None
     assert "not graded: 4.0 mm sampling" in l1.note, l1.note
     assert next(m for m in measured if m.label == 20).axial_step_mm == pytest.approx(4.0, abs=0.05)
+
+
+def test_a_body_whose_height_axis_lies_front_to_back_still_gets_a_frame() -> None:
+    """A malformed segmentation (no arch, height along LPS y) must not break the frame."""
+    from pipeline.morphometry import _frame, _Region
+
+    body = np.zeros((6, 6, 6), dtype=bool)
+    body[1:5, 1:5, 1:5] = True
+    region = _Region(9, np.zeros(3, dtype=np.int64), body, body, False, False)
+    centre = np.array([2.5, 2.5, 2.5])  # the whole vertebra's centroid = the body's: no arch
+    frame = _frame(region, np.eye(4), centre, np.array([0.0, 1.0, 0.0]))
+    assert np.all(np.isfinite(frame.posterior))
+    assert abs(float(frame.posterior @ frame.superior)) < 1e-9
+    assert float(np.linalg.norm(frame.posterior)) == pytest.approx(1.0)
