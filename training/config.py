@@ -43,6 +43,7 @@ class ArchitectureConfig(_Strict):
     norm: Literal["batch", "instance"] = "batch"
     block_inplanes: list[int] = Field(default_factory=lambda: [16, 32, 64, 128])
     layers: list[int] = Field(default_factory=lambda: [1, 1, 1, 1])
+    stem_stride: int = Field(2, ge=1, le=2)  # resnet: stride of the first convolution
 
     def as_card(self) -> dict[str, Any]:
         if self.network == "unet":
@@ -52,7 +53,12 @@ class ArchitectureConfig(_Strict):
                 "num_res_units": self.num_res_units,
                 "norm": self.norm,
             }
-        return {"network": "resnet", "block_inplanes": self.block_inplanes, "layers": self.layers}
+        return {
+            "network": "resnet",
+            "block_inplanes": self.block_inplanes,
+            "layers": self.layers,
+            "stem_stride": self.stem_stride,
+        }
 
 
 class OptimConfig(_Strict):
