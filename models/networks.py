@@ -65,10 +65,9 @@ def build_network(architecture: dict[str, Any]) -> torch.nn.Module:
             n_input_channels=2,
             num_classes=GRADES + len(MORPHOLOGIES),
             conv1_t_size=3,
-            # stem stride 2: the first block at 2.5 mm for a 1.25 mm crop (a body is still
-            # 10 voxels tall) costs a tenth of a full-resolution stem (CPU: 0.28 vs 2.8 s a step
-            # for 8 x 48^3)
-            conv1_t_stride=int(architecture.get("stem_stride", 2)),
+            # Training configs default to a stride-2 stem (training/config.py: a tenth of the
+            # cost of a full-resolution one); a card without the key was made with stride 1.
+            conv1_t_stride=int(architecture.get("stem_stride", 1)),
             no_max_pool=True,
         )
     raise ModelError(f"unknown network {kind!r} in the model card; expected 'unet' or 'resnet'")

@@ -125,3 +125,14 @@ def test_box_maximum_equals_max_pooling() -> None:
     volume = torch.rand((2, 1, 9, 10, 11))
     expected = torch.nn.functional.max_pool3d(volume, 5, stride=1, padding=2)
     assert torch.equal(_box_max(volume, 2), expected)
+
+
+def test_grader_stem_stride_new_configs_two_older_cards_one() -> None:
+    from models.networks import build_network
+    from training.config import ArchitectureConfig
+
+    card = ArchitectureConfig(network="resnet").as_card()
+    assert card["stem_stride"] == 2
+    assert build_network(card).conv1.stride == (2, 2, 2)
+    older = {k: v for k, v in card.items() if k != "stem_stride"}  # exported before the key
+    assert build_network(older).conv1.stride == (1, 1, 1)

@@ -132,17 +132,17 @@ def test_evaluation_of_an_oracle_segmentation_is_perfect() -> None:
         assert (o.predicted_grade or 0) >= 2 if o.true_grade else o.predicted_grade == 0, o
 
 
-def test_foreground_dice_ignores_the_levels() -> None:
-    from training.evaluation import foreground_dice
+def test_any_vertebra_dice_ignores_the_levels() -> None:
+    from training.metrics import any_vertebra_dice
 
     truth = np.zeros((4, 4, 4), dtype=np.uint8)
     truth[:2] = 20
     renamed = np.where(truth > 0, 21, 0)  # the right outline, the wrong name
-    assert foreground_dice(renamed, truth) == 1.0
+    assert any_vertebra_dice(renamed, truth) == 1.0
     half = truth.copy()
     half[1] = 0
-    assert foreground_dice(half, truth) == pytest.approx(2 * 16 / (16 + 32))
-    assert foreground_dice(np.zeros_like(truth), np.zeros_like(truth)) == 1.0
+    assert any_vertebra_dice(half, truth) == pytest.approx(2 * 16 / (16 + 32))
+    assert any_vertebra_dice(np.zeros_like(truth), np.zeros_like(truth)) == 1.0
 
 
 def test_report_says_whether_a_grader_model_made_the_scores() -> None:

@@ -43,7 +43,10 @@ class ArchitectureConfig(_Strict):
     norm: Literal["batch", "instance"] = "batch"
     block_inplanes: list[int] = Field(default_factory=lambda: [16, 32, 64, 128])
     layers: list[int] = Field(default_factory=lambda: [1, 1, 1, 1])
-    stem_stride: int = Field(2, ge=1, le=2)  # resnet: stride of the first convolution
+    # resnet: stride of the first convolution. 2 puts the first block at 2.5 mm for a 1.25 mm
+    # crop (a body is still 10 voxels tall) at a tenth of the cost of 1 (CPU, 8 x 48^3: 0.28 vs
+    # 2.8 s a step)
+    stem_stride: int = Field(2, ge=1, le=2)
 
     def as_card(self) -> dict[str, Any]:
         if self.network == "unet":

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
 from models.grader import Grader
 from models.networks import LEVEL_NAMES
@@ -29,6 +28,7 @@ from pipeline.grading import ModelOpinion, fracture_scores
 from pipeline.types import Finding
 from training.datasets.types import Case
 from training.metrics import (
+    any_vertebra_dice,
     best_match,
     binary_stats,
     confusion_matrix,
@@ -81,7 +81,7 @@ def evaluate_cases(
         segmentation = segmenter.segment(case.image_hu, case.spacing_mm)
         result.outcomes.extend(evaluate_case(case, segmentation, grader))
         result.cases.append(case.case_id)
-        result.foreground_dice.append(foreground_dice(segmentation.vertebrae, case.vertebrae))
+        result.foreground_dice.append(any_vertebra_dice(segmentation.vertebrae, case.vertebrae))
         if progress is not None:
             progress(case.case_id)
     return result
@@ -160,13 +160,6 @@ def _graded(outcome: VertebraOutcome, finding: Finding | None, missed: bool) -> 
     )
     one, two = fracture_scores(finding.height_loss, opinion)
     return replace(outcome, p_grade1=one, p_grade2=two, predicted_grade=int(finding.genant_grade))
-
-
-def foreground_dice(predicted: NDArray[np.integer], truth: NDArray[np.integer]) -> float:
-    """Dice of "any vertebra" (labels ignored): how well the outline alone is found."""
-    p, t = predicted > 0, truth > 0
-    total = int(p.sum()) + int(t.sum())
-    return 2.0 * int(np.count_nonzero(p & t)) / total if total else 1.0
 
 
 def summarise(

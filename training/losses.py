@@ -96,19 +96,10 @@ def grader_loss(
 
 
 def _box_max(volume: torch.Tensor, radius: int) -> torch.Tensor:
-    """Maximum over a (2 radius + 1)^3 box, one axis at a time (a box is separable), from
-    shifted copies (max_pool3d with stride 1 is many times slower on a CPU)."""
-    for axis in (-3, -2, -1):
-        out = volume.clone()
-        n = volume.shape[axis]
-        for shift in range(1, min(radius, n - 1) + 1):
-            ahead = volume.narrow(axis, shift, n - shift)
-            behind = volume.narrow(axis, 0, n - shift)
-            out.narrow(axis, 0, n - shift).copy_(
-                torch.maximum(out.narrow(axis, 0, n - shift), ahead)
-            )
-            out.narrow(axis, shift, n - shift).copy_(
-                torch.maximum(out.narrow(axis, shift, n - shift), behind)
-            )
-        volume = out
+    """Maximum over a (2 radius + 1)^3 box of a (B, C, X, Y, Z) tensor, one axis at a time (a
+    box is separable): as fast as ``max_pool3d`` with stride 1 is slow on a CPU."""
+    for axis in (2, 3, 4):
+        pad = [0, 0] * (4 - axis) + [radius, radius]  # F.pad lists the last axis first
+        padded = torch.nn.functional.pad(volume, pad, value=float("-inf"))
+        volume = padded.unfold(axis, 2 * radius + 1, 1).amax(-1)
     return volume

@@ -30,6 +30,13 @@ def dice_per_label(predicted: NDArray[np.integer], truth: NDArray[np.integer]) -
     return dice_from_table(overlap_table(predicted, truth))
 
 
+def any_vertebra_dice(predicted: NDArray[np.integer], truth: NDArray[np.integer]) -> float:
+    """Dice of "any vertebra", labels ignored: the outline without the naming."""
+    p, t = predicted != 0, truth != 0
+    total = int(np.count_nonzero(p)) + int(np.count_nonzero(t))
+    return 2.0 * int(np.count_nonzero(p & t)) / total if total else 1.0
+
+
 def best_match(table: NDArray[np.int64], label: int) -> int:
     """The predicted label overlapping true ``label`` most (0 when none does)."""
     if label >= table.shape[0]:

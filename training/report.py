@@ -60,7 +60,7 @@ def render_markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         f"- Cases: {summary['cases']}, vertebrae: {summary['vertebrae']}",
         f"- Mean vertebra Dice: {_fmt(summary['mean_dice'])}",
         "- Mean foreground Dice (any vertebra, levels ignored; per case): "
-        f"{_fmt(summary.get('mean_foreground_dice', math.nan))}",
+        f"{_fmt(summary['mean_foreground_dice'])}",
         f"- Identification rate (VerSe 20 mm rule): {_fmt(summary['identification_rate'])}",
         f"- Mean localisation error: {_fmt(summary['mean_localisation_error_mm'])} mm",
         "",
