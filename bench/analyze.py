@@ -116,7 +116,7 @@ def load_models(settings: ModelSettings, threads: int) -> tuple[Segmenter | None
 def describe(kind: str, model: Segmenter | Grader | None, fallback: str) -> str:
     if model is None:
         return f"{kind}: no weights installed (models/weights/{kind}): {fallback}"
-    return f"{kind}: shipped {model.card.name} {model.card.version}"
+    return f"{kind}: shipped " + " + ".join(f"{c.name} {c.version}" for c in model.cards)
 
 
 def bench(image_path: Path, labels: Path, sub: Path, out: Path, threads: int) -> Stopwatch:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from models.preprocessing import PreprocessingSpec
 from spinescreen.errors import ModelError
 
-ModelKind = Literal["segmenter", "grader"]
+ModelKind = Literal["segmenter", "outline", "grader"]
 CARD_JSON = "card.json"
 CARD_MARKDOWN = "card.md"
 NOT_VALIDATED = (

@@ -42,6 +42,10 @@ class Grader:
         self._boxes_of: weakref.ref[NDArray[np.uint8]] | None = None
         self._boxes: list[tuple[slice, ...] | None] = []
 
+    @property
+    def cards(self) -> list[ModelCard]:
+        return [self.card]
+
     def grade(
         self,
         image: NDArray[np.floating],

@@ -60,16 +60,20 @@ def contiguous_labels(
     class_labels: tuple[int, ...],
     superior_axis: int = 2,
     voxel_mm3: float = 27.0,
+    foreground: NDArray[np.bool_] | None = None,
 ) -> tuple[NDArray[np.uint8], dict[int, float]]:
     """Relabel the level guesses in ``probabilities`` (C, X, Y, Z; class 0 = background) as a
     contiguous vertebra sequence; returns the VerSe label map and each label's confidence
     (its mean probability inside the vertebra).
 
     ``class_labels[c]`` is the VerSe label of channel ``c``; ``superior_axis`` is the array
-    axis pointing to the head (RAS+ arrays: axis 2); ``voxel_mm3`` the volume of one voxel."""
+    axis pointing to the head (RAS+ arrays: axis 2); ``voxel_mm3`` the volume of one voxel;
+    ``foreground`` which voxels are vertebra, when a finer model (the outline) says so."""
     # A voxel is vertebra when the levels together outweigh the background, even if no
     # single level does; it then takes its most probable level.
-    best = np.where(probabilities[0] < 0.5, probabilities[1:].argmax(axis=0) + 1, 0)
+    if foreground is None:
+        foreground = probabilities[0] < 0.5
+    best = np.where(foreground, probabilities[1:].argmax(axis=0) + 1, 0)
     min_voxels = max(1, round(MIN_UNIT_MM3 / voxel_mm3))
     pieces, units = _units(probabilities, best, class_labels, min_voxels)
     if not units:

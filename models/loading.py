@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from models.backends import Backend, open_backend
-from models.card import ModelCard, read_card
+from models.card import CARD_JSON, ModelCard, read_card
 from models.grader import Grader
-from models.segmenter import Segmenter
+from models.segmenter import Outline, Segmenter
 from models.settings import ModelSettings
 from spinescreen.errors import ModelError
 
@@ -15,15 +15,19 @@ SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "weights"
 
 
 def model_folder(settings: ModelSettings, kind: str) -> Path:
-    """Folder holding the card and weights of ``kind`` (segmenter or grader)."""
+    """Folder holding the card and weights of ``kind`` (segmenter, outline or grader)."""
     root = settings.weights_dir if settings.weights_dir is not None else SHIPPED_WEIGHTS
     return root / kind
 
 
 def load_segmenter(settings: ModelSettings) -> Segmenter:
-    """The segmenter from the card in ``<weights_dir>/segmenter`` (checksum verified)."""
+    """The segmenter from the card in ``<weights_dir>/segmenter``, with its second stage from
+    ``<weights_dir>/outline`` when that folder has a card (checksums verified)."""
     card, backend = _open(settings, "segmenter")
-    return Segmenter(card, backend)
+    outline = None
+    if (model_folder(settings, "outline") / CARD_JSON).exists():
+        outline = Outline(*_open(settings, "outline"))
+    return Segmenter(card, backend, outline)
 
 
 def load_grader(settings: ModelSettings) -> Grader:

@@ -2,7 +2,9 @@
 
 Segmenter: a 3D MONAI UNet whose output channels are the vertebra classes (background + the
 VerSe labels in :data:`VERTEBRA_LABELS`) followed by three sub-region classes (background,
-vertebral body, posterior elements). Grader: a small 3D MONAI ResNet (ResNet10-like, basic
+vertebral body, posterior elements). Outline: the same UNet with only the three sub-region
+classes, run at a finer spacing around the spine the segmenter found (the second stage of
+models/segmenter.py). Grader: a small 3D MONAI ResNet (ResNet10-like, basic
 blocks) whose eight outputs are four Genant grade logits and four morphology logits.
 """
 
@@ -19,6 +21,7 @@ from spinescreen.errors import ModelError
 # Output classes of the segmenter's vertebra head: index -> VerSe label (0 = background).
 VERTEBRA_LABELS: tuple[int, ...] = (0, *range(1, 27), 28)
 SUBREGION_CLASSES = 3  # background, vertebral body, posterior elements
+UNET_OUTPUTS = {"segmenter": len(VERTEBRA_LABELS) + SUBREGION_CLASSES, "outline": SUBREGION_CLASSES}
 GRADES = 4  # Genant 0-3
 MORPHOLOGIES: tuple[str, ...] = ("normal", "wedge", "biconcave", "crush")
 
@@ -47,10 +50,13 @@ def build_network(architecture: dict[str, Any]) -> torch.nn.Module:
     kind = architecture.get("network")
     if kind == "unet":
         channels = tuple(int(c) for c in architecture["channels"])
+        outputs = str(architecture.get("outputs", "segmenter"))  # cards before the outline model
+        if outputs not in UNET_OUTPUTS:
+            raise ModelError(f"unknown UNet outputs {outputs!r} in the model card")
         return UNet(
             spatial_dims=3,
             in_channels=1,
-            out_channels=len(VERTEBRA_LABELS) + SUBREGION_CLASSES,
+            out_channels=UNET_OUTPUTS[outputs],
             channels=channels,
             strides=(2,) * (len(channels) - 1),
             num_res_units=int(architecture.get("num_res_units", 0)),

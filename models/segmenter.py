@@ -1,9 +1,23 @@
-"""Vertebra segmentation: RAS HU volume -> VerSe label map and body/posterior sub-regions."""
+"""Vertebra segmentation: RAS HU volume -> VerSe label map and body/posterior sub-regions.
+
+Two stages, as the best VerSe methods do it (Payer et al. 2020: coarse spine localisation and
+identification, then per-vertebra segmentation at fine resolution):
+
+1. the *segmenter* (3 mm, the whole volume) finds the vertebrae and names their levels; the
+   names are made a contiguous sequence by models/labelling.py;
+2. the optional *outline* model (1.5 mm, a box around the spine the first stage found) draws
+   the vertebra outline and the body / posterior-elements split. At 3 mm a disc is one or two
+   voxels and an end plate's position is uncertain by a voxel, which is 3 mm of a 25 mm body
+   height; at 1.5 mm the discs stay open and the end plates land within a millimetre.
+
+Each outline voxel takes the level of the nearest first-stage vertebra voxel. Without an
+outline model the first stage's own probabilities draw the outline."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,14 +55,48 @@ class SegmentationResult:
     confidence: dict[int, float] = field(default_factory=dict)
 
 
-class Segmenter:
-    """Runs the segmentation network with MONAI sliding-window inference."""
+# Output-grid box -> (3, *box shape) outline probabilities (background, body, posterior).
+OutlineProbabilities = Callable[[tuple[slice, ...]], NDArray[np.float32]]
+
+
+class Outline:
+    """The second stage: vertebra outline and sub-regions at a fine spacing (no levels)."""
 
     def __init__(self, card: ModelCard, backend: Backend) -> None:
+        if card.kind != "outline":
+            raise ModelError(f"model card {card.name} is a {card.kind}, not an outline model")
+        self.card = card
+        self.backend = backend
+
+    def probabilities(
+        self, image: NDArray[np.floating], spacing_mm: Spacing
+    ) -> NDArray[np.float32]:
+        """(3, *image.shape) probabilities of background, body and posterior elements for a
+        float32 HU block in RAS+ axis order, interpolated linearly back onto its own grid."""
+        spec = self.card.preprocessing
+        x = segmentation_input(image.astype(np.float32, copy=False), spacing_mm, spec)
+        logits = _sliding_window(x, self.backend, spec.patch_size)
+        probs = torch.softmax(logits[0].float(), dim=0).numpy()
+        model_shape = probs.shape[1:]
+        fine = [np.arange(n) for n in image.shape]
+        scale = [m / n for m, n in zip(model_shape, image.shape, strict=True)]
+        return np.stack([upsample_linear(p, [0, 0, 0], fine, scale) for p in probs])
+
+
+class Segmenter:
+    """Runs the segmentation network(s) with MONAI sliding-window inference."""
+
+    def __init__(self, card: ModelCard, backend: Backend, outline: Outline | None = None) -> None:
         if card.kind != "segmenter":
             raise ModelError(f"model card {card.name} is a {card.kind}, not a segmenter")
         self.card = card
         self.backend = backend
+        self.outline = outline
+
+    @property
+    def cards(self) -> list[ModelCard]:
+        """The cards of every network this segmenter runs (first stage first)."""
+        return [self.card] + ([self.outline.card] if self.outline else [])
 
     def segment(self, image: NDArray[np.floating], spacing_mm: Spacing) -> SegmentationResult:
         """Segment a float32 HU volume in RAS+ axis order at any spacing."""
@@ -58,17 +106,17 @@ class Segmenter:
         x = segmentation_input(
             image.astype(np.float32, copy=False), spacing_mm, self.card.preprocessing
         )
-        with torch.inference_mode():
-            logits = sliding_window_inference(
-                x,
-                roi_size=inference_window(tuple(x.shape[2:]), self.card.preprocessing.patch_size),
-                sw_batch_size=1,
-                predictor=self.backend,
-                overlap=SLIDING_WINDOW_OVERLAP,
-                mode="gaussian",
-            )
-        assert isinstance(logits, torch.Tensor)
-        result = decode_segmentation(logits, image.shape, self.card.preprocessing.spacing_mm)
+        logits = _sliding_window(x, self.backend, self.card.preprocessing.patch_size)
+        outline: OutlineProbabilities | None = None
+        if self.outline is not None:
+            stage = self.outline
+
+            def outline(box: tuple[slice, ...]) -> NDArray[np.float32]:
+                return stage.probabilities(image[box], spacing_mm)
+
+        result = decode_segmentation(
+            logits, image.shape, self.card.preprocessing.spacing_mm, outline
+        )
         log.info(
             "segmented %s voxels (model grid %s) in %.1f s: %d vertebrae",
             image.shape,
@@ -77,6 +125,20 @@ class Segmenter:
             len(result.confidence),
         )
         return result
+
+
+def _sliding_window(x: torch.Tensor, backend: Backend, patch: tuple[int, int, int]) -> torch.Tensor:
+    with torch.inference_mode():
+        logits = sliding_window_inference(
+            x,
+            roi_size=inference_window(tuple(x.shape[2:]), patch),
+            sw_batch_size=1,
+            predictor=backend,
+            overlap=SLIDING_WINDOW_OVERLAP,
+            mode="gaussian",
+        )
+    assert isinstance(logits, torch.Tensor)
+    return logits
 
 
 def inference_window(grid: tuple[int, ...], patch: tuple[int, int, int]) -> tuple[int, ...]:
@@ -92,29 +154,29 @@ def decode_segmentation(
     logits: torch.Tensor,
     shape: tuple[int, ...] | None = None,
     model_spacing_mm: Spacing = (3.0, 3.0, 3.0),
+    outline: OutlineProbabilities | None = None,
 ) -> SegmentationResult:
     """Label maps on a grid of ``shape`` (default: the model grid) from (1, C, X, Y, Z) logits.
 
     Levels are made a contiguous sequence (models/labelling.py) on the model grid. The
-    vertebra outline and the body / posterior split come from the class probabilities
-    interpolated linearly onto the output grid (sub-voxel edges: a nearest-neighbour
-    upsampling of 3 mm labels alone loses about 0.1 Dice on a 1.5 mm grid); which vertebra
-    an output voxel belongs to comes from the nearest model voxel."""
+    vertebra outline and the body / posterior split come from ``outline`` (the second stage,
+    called with the output-grid box around the vertebrae found) when given, else from this
+    stage's class probabilities interpolated linearly onto the output grid (sub-voxel edges:
+    a nearest-neighbour upsampling of 3 mm labels alone loses about 0.1 Dice on a 1.5 mm
+    grid); which vertebra an output voxel belongs to comes from the nearest model voxel."""
     vert_logits, sub_logits = split_segmenter_logits(logits.float())
     probs = torch.softmax(vert_logits[0], dim=0).numpy()
     sub_probs = torch.softmax(sub_logits[0], dim=0).numpy()
-    voxel_mm3 = float(np.prod(model_spacing_mm))
-    coarse, confidence = contiguous_labels(probs, VERTEBRA_LABELS, voxel_mm3=voxel_mm3)
-    coarse = keep_largest_components(coarse)
-    confidence = {k: v for k, v in confidence.items() if (coarse == k).any()}
-    model_shape = coarse.shape
+    model_shape = probs.shape[1:]
     shape = tuple(shape or model_shape)
     vertebrae = np.zeros(shape, dtype=np.uint8)
     subregions = np.zeros(shape, dtype=np.uint8)
-    if not coarse.any():
+    found = probs[0] < 0.5
+    if not found.any():
         return SegmentationResult(vertebrae, subregions, {})
-    grown = fill_labels(coarse, ndimage.binary_dilation(coarse > 0, iterations=2))
-    model_box = _box(grown > 0, model_shape, margin=1)
+    # The box (on both grids) around what the first stage found, with a margin of 3 model
+    # voxels for the outline to draw what it missed.
+    model_box = _box(ndimage.binary_dilation(found, iterations=2), model_shape, margin=1)
     scale = [m / n for m, n in zip(model_shape, shape, strict=True)]
     out_box = tuple(
         slice(max(0, int(b.start / s) - 1), min(n, int(np.ceil(b.stop / s)) + 1))
@@ -126,13 +188,40 @@ def decode_segmentation(
     def up(array: NDArray[np.floating]) -> NDArray[np.float32]:
         return upsample_linear(array[model_box], starts, fine, scale)
 
-    foreground = up(1.0 - probs[0]) > 0.5
+    model_foreground: NDArray[np.bool_] | None = None
+    if outline is not None:
+        fine_probs = outline(out_box)
+        foreground = fine_probs[0] < 0.5
+        body = fine_probs[1] >= fine_probs[2]
+        # The outline's vertebra / background call sampled at the model voxels: the units
+        # the levels are given to are cut where the outline opens a disc or a joint.
+        model_foreground = np.zeros(model_shape, dtype=bool)
+        model_foreground[model_box] = (
+            upsample_linear(
+                1.0 - fine_probs[0],
+                [b.start for b in out_box],
+                [np.arange(b.start, b.stop) for b in model_box],
+                [1.0 / s for s in scale],
+            )
+            > 0.5
+        )
+    else:
+        foreground = up(1.0 - probs[0]) > 0.5
+        body = up(sub_probs[1] - sub_probs[2]) >= 0.0  # linear: the same as comparing both
+    voxel_mm3 = float(np.prod(model_spacing_mm))
+    coarse, confidence = contiguous_labels(
+        probs, VERTEBRA_LABELS, voxel_mm3=voxel_mm3, foreground=model_foreground
+    )
+    coarse = keep_largest_components(coarse)
+    confidence = {k: v for k, v in confidence.items() if (coarse == k).any()}
+    if not coarse.any():
+        return SegmentationResult(vertebrae, subregions, {})
+    grown = fill_labels(coarse, ndimage.binary_dilation(coarse > 0, iterations=2))
     near = [
         np.clip(nearest_indices(m, n)[f] - b.start, 0, b.stop - b.start - 1)
         for n, m, f, b in zip(shape, model_shape, fine, model_box, strict=True)
     ]
     labels = grown[model_box][np.ix_(*near)] * foreground
-    body = up(sub_probs[1] - sub_probs[2]) >= 0.0  # linear: the same as comparing both
     vertebrae[out_box] = labels
     subregions[out_box] = np.where(labels > 0, np.where(body, 1, 2), 0)
     return SegmentationResult(vertebrae, subregions, confidence)

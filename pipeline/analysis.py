@@ -88,11 +88,15 @@ def segment_with_model(
     view = to_canonical(image, image.array.astype(np.float32, copy=False))
     result = segmenter.segment(view.array, view.spacing_mm)
     card = segmenter.card
+    origin = {"segmenter": {"name": card.name, "version": card.version}}
+    if segmenter.outline is not None:
+        outline = segmenter.outline.card
+        origin["outline"] = {"name": outline.name, "version": outline.version}
     return LabelMaps(
         vertebrae=image.with_array(view.back(result.vertebrae).astype(np.uint8), modality="SEG"),
         subregions=view.back(result.subregions).astype(np.uint8),
         confidence={int(k): float(v) for k, v in result.confidence.items()},
-        origin={"segmenter": {"name": card.name, "version": card.version}},
+        origin=origin,
     )
 
 

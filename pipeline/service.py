@@ -186,8 +186,9 @@ def identity_of(
     from models.loading import model_folder
 
     cards = []
-    if "version" in (output.maps.origin.get("segmenter") or {}):  # a shipped model, not a file
-        cards.append(read_card(model_folder(models, "segmenter")))
+    for kind in ("segmenter", "outline"):
+        if "version" in (output.maps.origin.get(kind) or {}):  # a shipped model, not a file
+            cards.append(read_card(model_folder(models, kind)))
     if grader is not None:
         cards.append(grader.card)
     return AlgorithmIdentity.from_models([(c.name, c.version, c.sha256) for c in cards])
@@ -328,7 +329,7 @@ def model_version(settings: ModelSettings) -> str:
     from models.loading import model_folder
 
     parts = []
-    for kind in ("segmenter", "grader"):
+    for kind in ("segmenter", "outline", "grader"):
         try:
             card = read_card(model_folder(settings, kind))
         except ModelError:

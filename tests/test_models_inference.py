@@ -24,10 +24,21 @@ from .test_training_loop import tiny_config
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("weights")
-    for model in ("segmenter", "grader"):
+    for model in ("segmenter", "outline", "grader"):
         checkpoint = train(parse_training_config(tiny_config(model, root / f"run-{model}")))
         export_checkpoint(checkpoint, root / model)
     return root
+
+
+def test_an_outline_card_beside_the_segmenter_becomes_its_second_stage(weights: Path) -> None:
+    segmenter = load_segmenter(ModelSettings(weights_dir=weights, threads=1))
+    assert segmenter.outline is not None
+    assert [c.kind for c in segmenter.cards] == ["segmenter", "outline"]
+    assert segmenter.outline.card.architecture["outputs"] == "outline"
+    image = SyntheticSource(1, shape=(30, 26, 50)).load(0).image_hu
+    probabilities = segmenter.outline.probabilities(image[5:25, :, 10:40], (1.5, 1.7, 2.5))
+    assert probabilities.shape == (3, 20, 26, 30)
+    assert np.allclose(probabilities.sum(axis=0), 1.0, atol=1e-4)
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
@@ -91,6 +102,28 @@ def test_decode_maps_classes_to_verse_labels() -> None:
     assert (subregions[:2] == 2).all() and (subregions[2:] == 0).all()
     expected = np.exp(5.0) / (np.exp(5.0) + len(VERTEBRA_LABELS) - 1)
     assert confidence[28] == pytest.approx(expected, rel=1e-5), confidence
+
+
+def test_the_outline_stage_draws_the_outline_and_the_first_stage_names_it() -> None:
+    logits = torch.zeros((1, len(VERTEBRA_LABELS) + 3, 4, 4, 4))
+    logits[0, VERTEBRA_LABELS.index(20), :2] = 5.0  # L1 in the first two model planes
+    logits[0, 0, 2:] = 5.0
+    boxes = []
+
+    def outline(box: tuple[slice, ...]) -> np.ndarray:
+        boxes.append(box)
+        shape = tuple(b.stop - b.start for b in box)
+        probabilities = np.zeros((3, *shape), dtype=np.float32)
+        probabilities[0] = 1.0
+        probabilities[:, :3] = 0.0  # vertebra on output planes 0-2 only: narrower than L1
+        probabilities[1, :3, :4] = 1.0  # body in front
+        probabilities[2, :3, 4:] = 1.0  # posterior elements behind
+        return probabilities
+
+    result = decode_segmentation(logits, (8, 8, 8), (10.0, 10.0, 10.0), outline)
+    assert boxes and all(b.start == 0 for b in boxes[0]), boxes
+    assert set(np.unique(result.vertebrae[:3])) == {20} and not result.vertebrae[3:].any()
+    assert (result.subregions[:3, :4] == 1).all() and (result.subregions[:3, 4:] == 2).all()
 
 
 def test_inference_window_covers_small_grids_in_one_pass() -> None:

@@ -38,6 +38,7 @@ class _RecordingSegmenter:
     """A stand-in segmenter: labels bone, and keeps what it was given."""
 
     card = type("Card", (), {"name": "recorder", "version": "0"})()
+    outline = None
 
     def __init__(self) -> None:
         self.seen: tuple[np.ndarray, tuple[float, float, float]] | None = None

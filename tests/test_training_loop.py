@@ -14,7 +14,7 @@ from training.loop import config_of_checkpoint, load_checkpoint, train
 
 
 def tiny_config(model: str, out: Path, steps: int = 1) -> dict[str, Any]:
-    segmenter = model == "segmenter"
+    segmenter = model in ("segmenter", "outline")
     return {
         "model": model,
         "name": f"tiny-{model}",
@@ -42,7 +42,7 @@ def tiny_config(model: str, out: Path, steps: int = 1) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("model", ["segmenter", "grader"])
+@pytest.mark.parametrize("model", ["segmenter", "outline", "grader"])
 def test_one_training_step_writes_a_checkpoint_with_its_config(model: str, tmp_path: Path) -> None:
     config = parse_training_config(tiny_config(model, tmp_path / model))
     checkpoint = train(config)
@@ -74,7 +74,7 @@ def test_unknown_training_key_is_an_error_naming_it(tmp_path: Path) -> None:
         parse_training_config(data)
 
 
-@pytest.mark.parametrize("name", ["segmenter", "segmenter_gpu", "grader", "grader_gpu"])
+@pytest.mark.parametrize("name", ["segmenter", "segmenter_gpu", "outline", "grader", "grader_gpu"])
 def test_shipped_training_configs_are_valid(name: str) -> None:
     path = Path(__file__).resolve().parents[1] / "configs" / "training" / f"{name}.yaml"
     config = load_training_config(path)
@@ -136,3 +136,21 @@ def test_grader_stem_stride_new_configs_two_older_cards_one() -> None:
     assert build_network(card).conv1.stride == (2, 2, 2)
     older = {k: v for k, v in card.items() if k != "stem_stride"}  # exported before the key
     assert build_network(older).conv1.stride == (1, 1, 1)
+
+
+def test_outline_loss_prefers_the_right_outline_and_split() -> None:
+    from training.losses import outline_loss
+
+    vertebra = torch.zeros((1, 1, 6, 6, 6), dtype=torch.long)
+    vertebra[0, 0, :, :, :2] = 20
+    vertebra[0, 0, :, :, 4:] = 21  # a disc (background) between two vertebrae
+    subregion = (vertebra > 0).long()
+    subregion[0, 0, :, 3:] *= 2  # posterior elements behind
+    right = torch.nn.functional.one_hot(subregion[:, 0], 3).permute(0, 4, 1, 2, 3) * 8.0
+    disc_closed = right.clone()
+    disc_closed[0, :, :, :, 2:4] = right[0, :, :, :, :1]  # the disc called vertebra
+    swapped = right[:, [0, 2, 1]]  # body and posterior elements exchanged
+    best = float(outline_loss(right, vertebra, subregion))
+    assert best < 0.05
+    assert float(outline_loss(disc_closed, vertebra, subregion)) > best + 0.5
+    assert float(outline_loss(swapped, vertebra, subregion)) > best + 5.0

@@ -82,7 +82,7 @@ class OptimConfig(_Strict):
 class TrainingConfig(_Strict):
     """A whole training run: model, data, preprocessing, architecture and optimisation."""
 
-    model: Literal["segmenter", "grader"]
+    model: Literal["segmenter", "outline", "grader"]
     name: str
     version: str = "0.1.0"
     seed: int = 0
@@ -92,6 +92,13 @@ class TrainingConfig(_Strict):
     preprocessing: PreprocessingConfig
     architecture: ArchitectureConfig
     optim: OptimConfig = OptimConfig()
+
+    def network_architecture(self) -> dict[str, Any]:
+        """The card's ``architecture``: the network, and for a UNet which outputs it has."""
+        architecture = self.architecture.as_card()
+        if self.architecture.network == "unet":
+            architecture["outputs"] = "outline" if self.model == "outline" else "segmenter"
+        return architecture
 
 
 def load_training_config(path: Path) -> TrainingConfig:

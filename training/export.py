@@ -1,10 +1,10 @@
 """Export a checkpoint to ONNX + torch state dict + model card, with a parity check.
 
 Parity: the ONNX model run by onnxruntime must reproduce the torch logits within
-``PARITY_ATOL`` (absolute) + ``PARITY_RTOL`` (relative) on random inputs, for the segmenter at
-two spatial sizes (its spatial axes are dynamic). The version written to the card carries the
-first 8 hex digits of the ONNX file's SHA-256, so new weights mean a new version and a new
-device UID.
+``PARITY_ATOL`` (absolute) + ``PARITY_RTOL`` (relative) on random inputs, for the UNets
+(segmenter, outline) at two spatial sizes (their spatial axes are dynamic). The version written
+to the card carries the first 8 hex digits of the ONNX file's SHA-256, so new weights mean a
+new version and a new device UID.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def export_checkpoint(
     """Write ``model.onnx``, ``model.pt``, ``card.json`` and ``card.md`` into ``out_dir``."""
     state = load_checkpoint(checkpoint)
     config = config_of_checkpoint(state)
-    network = build_network(config.architecture.as_card())
+    network = build_network(config.network_architecture())
     network.load_state_dict(state["model"])
     network.eval()
     spec = PreprocessingSpec(**config.preprocessing.model_dump())
@@ -79,10 +79,11 @@ def export_checkpoint(
 def export_onnx(
     network: torch.nn.Module, config: TrainingConfig, spec: PreprocessingSpec, path: Path
 ) -> None:
-    channels = 1 if config.model == "segmenter" else 2
+    volumetric = config.model != "grader"  # a UNet on whole volumes: any spatial size
+    channels = 1 if volumetric else 2
     example = torch.zeros((1, channels, *spec.patch_size))
     axes: dict[int, str] = {0: "batch"}
-    if config.model == "segmenter":
+    if volumetric:
         axes.update({2: "x", 3: "y", 4: "z"})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter warns about its own future
@@ -96,7 +97,7 @@ def export_onnx(
             output_names=["logits"],
             dynamic_axes={
                 "input": axes,
-                "logits": axes if config.model == "segmenter" else {0: "batch"},
+                "logits": axes if volumetric else {0: "batch"},
             },
         )
     size = path.stat().st_size
@@ -146,6 +147,8 @@ def _card(
     sha = sha256_of(onnx_path)
     if config.model == "segmenter":
         labels = {str(label): LEVEL_NAMES[label] for label in VERTEBRA_LABELS if label}
+    elif config.model == "outline":
+        labels = {"0": "background", "1": "vertebral body", "2": "posterior elements"}
     else:
         labels = {f"grade_{g}": f"Genant grade {g}" for g in range(4)}
         labels.update({f"morphology_{m}": m for m in MORPHOLOGIES})
@@ -162,7 +165,7 @@ def _card(
         weights_file=onnx_path.name,
         sha256=sha,
         preprocessing=spec,
-        architecture=config.architecture.as_card(),
+        architecture=config.network_architecture(),
         labels=labels,
         torch_weights_file=torch_path.name,
         torch_sha256=sha256_of(torch_path),

@@ -24,7 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 from models.networks import build_network
 from spinescreen.errors import ConfigError
 from training.config import TrainingConfig, parse_training_config
-from training.losses import grader_loss, segmentation_loss
+from training.losses import grader_loss, outline_loss, segmentation_loss
 from training.samplers import CaseStream, GraderBatches, SegmentationBatches, open_source
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def train(
     """Train to ``config.optim.steps``; returns the final checkpoint path."""
     runtime = start_runtime(config)
     seed_everything(config.seed + runtime.rank)
-    network = build_network(config.architecture.as_card()).to(runtime.device)
+    network = build_network(config.network_architecture()).to(runtime.device)
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=config.optim.learning_rate, weight_decay=config.optim.weight_decay
     )
@@ -178,7 +178,7 @@ def _batches(
     spec = PreprocessingSpec(**config.preprocessing.model_dump())
     stream = CaseStream([open_source(s) for s in sources], seed, runtime.rank, runtime.world)
     pool = min(config.optim.pool_size, len(stream.items))
-    if config.model == "segmenter":
+    if config.model in ("segmenter", "outline"):
         return SegmentationBatches(stream, spec, pool, seed + runtime.rank)
     return GraderBatches(stream, spec, pool, seed + runtime.rank)
 
@@ -192,6 +192,8 @@ def _loss(
     batch = {k: v.to(device) for k, v in batch.items()}
     if config.model == "segmenter":
         return segmentation_loss(model(batch["image"]), batch["vertebra"], batch["subregion"])
+    if config.model == "outline":
+        return outline_loss(model(batch["image"]), batch["vertebra"], batch["subregion"])
     return grader_loss(model(batch["patch"]), batch["grade"], batch["morphology"])
 
 

@@ -46,6 +46,30 @@ def segmentation_loss(
     return loss
 
 
+def outline_loss(
+    logits: torch.Tensor, vertebra: torch.Tensor, subregion: torch.Tensor
+) -> torch.Tensor:
+    """Loss of the outline model (3 classes: background, body, posterior elements).
+
+    Vertebra against background from the vertebra labels (known in every dataset): binary CE
+    with the separation weights (the discs and joints between two vertebrae must stay open,
+    or the levels cannot be told apart) + soft Dice; body against posterior elements by CE
+    where the dataset has sub-region masks."""
+    logits = logits.float()
+    truth = (vertebra[:, 0] > 0).float()
+    weights = separation_weights(vertebra[:, 0].long())
+    log_all = torch.logsumexp(logits, dim=1)
+    log_background = logits[:, 0] - log_all
+    log_vertebra = torch.logsumexp(logits[:, 1:], dim=1) - log_all
+    ce = -(truth * log_vertebra + (1.0 - truth) * log_background)
+    loss = (ce * weights).sum() / weights.sum()
+    loss = loss + foreground_dice(logits, vertebra)
+    target = subregion[:, 0].long()
+    if bool((target != IGNORE_INDEX).any()):
+        loss = loss + torch.nn.functional.cross_entropy(logits, target, ignore_index=IGNORE_INDEX)
+    return loss
+
+
 def level_cross_entropy(
     logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None
 ) -> torch.Tensor:

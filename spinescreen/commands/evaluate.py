@@ -62,7 +62,7 @@ def run(invocation: Invocation) -> int:
         cases = (s.load(i) for s in sources for i in range(len(s)))
         result = evaluate_cases(segmenter, grader, cases, lambda _: bar.advance(task))
     meta = {
-        "segmenter": f"{segmenter.card.name} {segmenter.card.version}",
+        "segmenter": " + ".join(f"{c.name} {c.version}" for c in segmenter.cards),
         "grader": f"{grader.card.name} {grader.card.version}" if grader else "none",
         "backend": config.backend,
         "data": "; ".join(
