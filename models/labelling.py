@@ -73,7 +73,9 @@ def contiguous_labels(
     # single level does; it then takes its most probable level.
     if foreground is None:
         foreground = probabilities[0] < 0.5
-    best = np.where(foreground, probabilities[1:].argmax(axis=0) + 1, 0)
+    best = np.zeros(foreground.shape, dtype=np.intp)
+    inside = np.nonzero(foreground)  # a few percent of the grid: the argmax only there
+    best[inside] = probabilities[1:, inside[0], inside[1], inside[2]].argmax(axis=0) + 1
     min_voxels = max(1, round(MIN_UNIT_MM3 / voxel_mm3))
     pieces, units = _units(probabilities, best, class_labels, min_voxels)
     if not units:

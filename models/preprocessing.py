@@ -1,6 +1,9 @@
 """The one definition of how images are prepared for the networks, at training and inference.
 
 Arrays are in RAS+ canonical axis order (i: Right, j: Anterior, k: Superior), HU as float32.
+A network may have been trained on arrays in another order (``spec.orientation``: RAS, or
+LPS as the phantom generator lays them out); ``reorient`` maps RAS arrays to that order and
+back, at training and at inference.
 The segmenter sees the whole volume resampled to ``spec.spacing_mm`` and windowed to 0-1;
 the grader sees a cube of ``spec.patch_size`` voxels at ``spec.spacing_mm`` centred on the
 vertebral body, with a second channel marking the vertebra being graded. Training wraps these
@@ -24,6 +27,8 @@ from spinescreen.errors import ModelError
 Spacing = tuple[float, float, float]
 Shape3 = tuple[int, int, int]
 AIR_HU = -1000.0
+# Array orders a network can expect, and the RAS axes each reverses.
+ORIENTATION_FLIPS: dict[str, tuple[int, ...]] = {"RAS": (), "LPS": (0, 1)}
 
 
 @dataclass(frozen=True)
@@ -40,8 +45,11 @@ class PreprocessingSpec:
             raise ModelError(f"preprocessing spacing must be positive, got {self.spacing_mm}")
         if self.window_hu[0] >= self.window_hu[1]:
             raise ModelError(f"intensity window must be (low, high), got {self.window_hu}")
-        if self.orientation != "RAS":
-            raise ModelError(f"only RAS orientation is supported, got {self.orientation!r}")
+        if self.orientation not in ORIENTATION_FLIPS:
+            raise ModelError(
+                f"orientation must be one of {', '.join(ORIENTATION_FLIPS)}, "
+                f"got {self.orientation!r}"
+            )
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,6 +72,13 @@ def _triple_float(values: Any) -> Spacing:
 def _triple_int(values: Any) -> Shape3:
     a, b, c = (int(v) for v in values)
     return (a, b, c)
+
+
+def reorient(array: NDArray[Any], orientation: str) -> NDArray[Any]:
+    """A RAS-ordered 3D array in the axis order ``orientation`` (a view), and the reverse:
+    the flips are their own inverse."""
+    flips = ORIENTATION_FLIPS[orientation]
+    return np.flip(array, axis=flips) if flips else array
 
 
 def window_transform(spec: PreprocessingSpec) -> ScaleIntensityRange:
@@ -146,14 +161,18 @@ def grader_patch(
     spacing: Spacing,
     spec: PreprocessingSpec,
 ) -> NDArray[np.float32]:
-    """(2, *patch) cube around ``centre_voxel``: windowed image and this vertebra's mask."""
+    """(2, *patch) cube around ``centre_voxel``: windowed image and this vertebra's mask,
+    from RAS arrays, its axes in the order ``spec.orientation`` (the cube is symmetric about
+    its centre, so reversing its axes is sampling in that order)."""
     grid = _patch_grid(centre_voxel, spacing, spec)
     image = ndimage.map_coordinates(image_hu, grid, order=1, mode="constant", cval=AIR_HU)
     mask = ndimage.map_coordinates(vertebrae, grid, order=0, mode="constant", cval=0) == label
     low, high = spec.window_hu
     windowed = np.clip((image - low) / (high - low), 0.0, 1.0)
     shape = spec.patch_size
-    return np.stack([windowed.reshape(shape), mask.reshape(shape)]).astype(np.float32)
+    patch = np.stack([windowed.reshape(shape), mask.reshape(shape)]).astype(np.float32)
+    flips = tuple(axis + 1 for axis in ORIENTATION_FLIPS[spec.orientation])
+    return np.ascontiguousarray(np.flip(patch, axis=flips)) if flips else patch
 
 
 def _patch_grid(

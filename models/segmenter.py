@@ -30,7 +30,7 @@ from models.backends import Backend
 from models.card import ModelCard
 from models.labelling import contiguous_labels, fill_labels
 from models.networks import VERTEBRA_LABELS, split_segmenter_logits
-from models.preprocessing import Spacing, nearest_indices, segmentation_input
+from models.preprocessing import Spacing, nearest_indices, reorient, segmentation_input
 from spinescreen.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,12 @@ class Segmenter:
     def __init__(self, card: ModelCard, backend: Backend, outline: Outline | None = None) -> None:
         if card.kind != "segmenter":
             raise ModelError(f"model card {card.name} is a {card.kind}, not a segmenter")
+        if outline is not None and outline.card.orientation != card.orientation:
+            raise ModelError(
+                f"the outline model {outline.card.name} expects {outline.card.orientation} "
+                f"arrays, the segmenter {card.name} {card.orientation}: export both from "
+                "runs with the same preprocessing orientation"
+            )
         self.card = card
         self.backend = backend
         self.outline = outline
@@ -103,6 +109,8 @@ class Segmenter:
         if image.ndim != 3:
             raise ModelError(f"segmenter expects a 3D volume, got shape {image.shape}")
         started = time.perf_counter()
+        orientation = self.card.orientation
+        image = reorient(image, orientation)  # the array order the networks were trained on
         x = segmentation_input(
             image.astype(np.float32, copy=False), spacing_mm, self.card.preprocessing
         )
@@ -114,8 +122,13 @@ class Segmenter:
             def outline(box: tuple[slice, ...]) -> NDArray[np.float32]:
                 return stage.probabilities(image[box], spacing_mm)
 
-        result = decode_segmentation(
+        decoded = decode_segmentation(
             logits, image.shape, self.card.preprocessing.spacing_mm, outline
+        )
+        result = SegmentationResult(
+            np.ascontiguousarray(reorient(decoded.vertebrae, orientation)),
+            np.ascontiguousarray(reorient(decoded.subregions, orientation)),
+            decoded.confidence,
         )
         log.info(
             "segmented %s voxels (model grid %s) in %.1f s: %d vertebrae",

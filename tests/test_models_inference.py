@@ -129,3 +129,33 @@ def test_the_outline_stage_draws_the_outline_and_the_first_stage_names_it() -> N
 def test_inference_window_covers_small_grids_in_one_pass() -> None:
     assert inference_window((137, 137, 107), (64, 64, 64)) == (144, 144, 112)
     assert inference_window((300, 40, 10), (64, 64, 64)) == (160, 64, 64)
+
+
+def test_a_card_in_lps_order_sees_the_array_it_was_trained_on(weights: Path) -> None:
+    """Networks trained on LPS-ordered arrays get them at inference, results come back RAS."""
+    from dataclasses import replace
+
+    from models.preprocessing import grader_patch, reorient
+
+    settings = ModelSettings(weights_dir=weights, threads=1)
+    segmenter = load_segmenter(settings)
+    case = SyntheticSource(1, shape=(30, 26, 50)).load(0)
+    as_trained = segmenter.segment(case.image_hu, case.spacing_mm)
+    for model in [segmenter, *([segmenter.outline] if segmenter.outline else [])]:
+        spec = replace(model.card.preprocessing, orientation="LPS")
+        model.card = replace(model.card, preprocessing=spec)
+    flipped = np.ascontiguousarray(reorient(case.image_hu, "LPS"))
+    result = segmenter.segment(flipped, case.spacing_mm)
+    np.testing.assert_array_equal(result.vertebrae, reorient(as_trained.vertebrae, "LPS"))
+    np.testing.assert_array_equal(result.subregions, reorient(as_trained.subregions, "LPS"))
+    spec = load_grader(settings).card.preprocessing
+    lps = replace(spec, orientation="LPS")
+    centre = np.array([14.3, 12.2, 25.1])  # off the voxel grid: no nearest-neighbour ties
+    lps_patch = grader_patch(case.image_hu, case.vertebrae, 19, centre, case.spacing_mm, lps)
+    # the same cube sampled from LPS-ordered arrays around the same point
+    image, labels = (
+        np.ascontiguousarray(reorient(a, "LPS")) for a in (case.image_hu, case.vertebrae)
+    )
+    mirrored = np.array([image.shape[0] - 1 - centre[0], image.shape[1] - 1 - centre[1], centre[2]])
+    expected = grader_patch(image, labels, 19, mirrored, case.spacing_mm, spec)
+    np.testing.assert_allclose(lps_patch, expected, atol=1e-5)

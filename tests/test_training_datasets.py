@@ -95,3 +95,21 @@ def test_folder_pairs_and_missing_labels(tmp_path: Path) -> None:
         source.load(1)
     with pytest.raises(InputRejected, match="no VerSe images"):
         VerSeSource(tmp_path)
+
+
+def test_phantom_cases_are_ras_like_every_case() -> None:
+    """The generator lays arrays out as DICOM does (LPS); a Case is RAS+ canonical."""
+    from scipy import ndimage
+
+    from training.datasets import PhantomSource
+    from training.metrics import label_centroids_mm
+
+    case = PhantomSource(0, 1, {"matrix": 128}).load(0)
+    assert nib.aff2axcodes(case.affine) == ("R", "A", "S")
+    assert case.subregions is not None
+    body = ndimage.center_of_mass(case.subregions == 1)
+    arch = ndimage.center_of_mass(case.subregions == 2)
+    assert body[1] > arch[1] + 5, "the bodies must lie anterior (higher j) of the arches"
+    centres = label_centroids_mm(case.vertebrae, case.affine)
+    for label, truth in case.centroids_mm.items():
+        assert np.linalg.norm(np.subtract(centres[label], truth)) < 2.0, label

@@ -34,6 +34,8 @@ class PreprocessingConfig(_Strict):
     spacing_mm: tuple[float, float, float]
     window_hu: tuple[float, float]
     patch_size: tuple[int, int, int]
+    # Array order the network sees (cases are RAS; models/preprocessing.py reorients).
+    orientation: Literal["RAS", "LPS"] = "RAS"
 
 
 class ArchitectureConfig(_Strict):

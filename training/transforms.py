@@ -24,7 +24,12 @@ from monai.transforms.transform import MapTransform
 from numpy.typing import NDArray
 
 from models.networks import VERTEBRA_LABELS
-from models.preprocessing import PreprocessingSpec, resample_labels, segmentation_input
+from models.preprocessing import (
+    PreprocessingSpec,
+    reorient,
+    resample_labels,
+    segmentation_input,
+)
 from training.datasets.types import Case
 
 IGNORE_INDEX = 255  # sub-region target where a dataset has no sub-region mask
@@ -52,13 +57,15 @@ class PrepareSegmentationd(MapTransform):
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         case: Case = data["case"]
-        image = segmentation_input(case.image_hu, case.spacing_mm, self.spec)[0]
+        orientation = self.spec.orientation  # cases are RAS; the network's order may differ
+        image_hu = reorient(case.image_hu, orientation)
+        image = segmentation_input(image_hu, case.spacing_mm, self.spec)[0]
         shape = tuple(image.shape[1:])
-        vertebra = vertebra_classes(resample_labels(case.vertebrae, shape))
+        vertebra = vertebra_classes(resample_labels(reorient(case.vertebrae, orientation), shape))
         if case.subregions is None:
             subregion = np.full(shape, IGNORE_INDEX, dtype=np.uint8)
         else:
-            subregion = resample_labels(case.subregions, shape)
+            subregion = resample_labels(reorient(case.subregions, orientation), shape)
         return {
             "image": image,
             "vertebra": torch.from_numpy(vertebra[None].astype(np.int64)),

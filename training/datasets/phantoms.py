@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import nibabel as nib
 import numpy as np
 
 from training.datasets.types import Case, Point
@@ -38,14 +39,25 @@ class PhantomSource:
 
 
 def case_from_phantom(phantom: Any) -> Case:
-    """A Case from a ``training.phantoms.types.CTPhantom``."""
+    """A Case from a ``training.phantoms.types.CTPhantom``, its arrays in RAS+ canonical
+    order like every Case (the generator lays them out as DICOM does, LPS)."""
     truth = phantom.vertebra_truth
+    affine = np.asarray(phantom.affine, dtype=np.float64)
+    shape = np.asarray(phantom.image_hu).shape
+    to_ras = nib.orientations.io_orientation(affine)  # type: ignore[no-untyped-call]
+
+    def canonical(array: Any, dtype: type) -> Any:
+        oriented = nib.orientations.apply_orientation(  # type: ignore[no-untyped-call]
+            np.asarray(array, dtype=dtype), to_ras
+        )
+        return np.ascontiguousarray(oriented)
+
     return Case(
         case_id=str(phantom.phantom_id),
-        image_hu=np.asarray(phantom.image_hu, dtype=np.float32),
-        vertebrae=np.asarray(phantom.vertebrae, dtype=np.uint8),
-        subregions=np.asarray(phantom.subregions, dtype=np.uint8),
-        affine=np.asarray(phantom.affine, dtype=np.float64),
+        image_hu=canonical(phantom.image_hu, np.float32),
+        vertebrae=canonical(phantom.vertebrae, np.uint8),
+        subregions=canonical(phantom.subregions, np.uint8),
+        affine=affine @ nib.orientations.inv_ornt_aff(to_ras, shape),  # type: ignore[no-untyped-call]
         grades={v.label: int(v.genant_grade) for v in truth},
         morphologies={v.label: str(v.morphology) for v in truth},
         complete={v.label: bool(v.complete) for v in truth},
