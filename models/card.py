@@ -98,10 +98,11 @@ def read_card(folder: Path) -> ModelCard:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
+        config = folder.name if folder.name in ("segmenter", "outline", "grader") else "<model>"
         raise ModelError(
             f"no model card at {path}: train and export the model "
-            "(`spinescreen train configs/training/segmenter.yaml`, then "
-            "`spinescreen export <checkpoint> --out <folder>`), or set models.weights_dir"
+            f"(`spinescreen train configs/training/{config}.yaml`, then "
+            f"`spinescreen export <checkpoint> --out {folder}`), or set models.weights_dir"
         ) from exc
     except (OSError, ValueError) as exc:
         raise ModelError(f"model card {path} cannot be read: {exc}") from exc

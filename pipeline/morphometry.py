@@ -32,8 +32,10 @@ and any orientation work alike):
    depth, sub-voxel by linear interpolation of the crossings; the median over the planes.
 5. **Centroid** (``centroid_mm``): the vertebral body's, as VerSe centroids are.
 
-A vertebra whose mask touches the image border is cut by the field of view: it is marked
-incomplete and gets no heights (and so no grade).
+A vertebra whose mask comes within BORDER_MM of the image border (or touches it) is cut by the
+field of view: it is marked incomplete and gets no heights (and so no grade). The margin is
+there because a segmentation rarely runs into the last slice of a vertebra the series cut: it
+stops a slice short, and the truncated body would be graded as a crush.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ SECTION_HALF_WIDTH_MM = 60.0
 COLUMN_HALF_HEIGHT_MM = 45.0
 RUN_GAP_MM = 2.0  # a gap this wide ends the body's run of columns (the spinal canal)
 NOT_MEASURED_LABELS = frozenset({26})  # sacrum
+BORDER_MM = 3.0  # a vertebra this close to the image border is cut (see the module docstring)
 REFINE_ITERATIONS = 2
 MAX_SECTION_TURN_DEG = 20.0
 WALL_MIN_FRACTION = 0.25  # columns lower than this share of the central ones: corner
@@ -129,7 +132,8 @@ def measure_vertebrae(
         raise ValueError(
             f"sub-region map shape {subregions.shape} differs from the label map {array.shape}"
         )
-    regions = _regions(array, subregions)
+    margin = tuple(max(1, int(np.ceil(BORDER_MM / s - 1e-6))) for s in labels.spacing_mm)
+    regions = _regions(array, subregions, margin)
     voxel_volume = float(abs(np.linalg.det(labels.affine[:3, :3])))
     complete = {
         r.label: bool(
@@ -147,7 +151,11 @@ def measure_vertebrae(
     return tuple(results)
 
 
-def _regions(array: NDArray[np.integer], subregions: NDArray[np.integer] | None) -> list[_Region]:
+def _regions(
+    array: NDArray[np.integer],
+    subregions: NDArray[np.integer] | None,
+    margin: tuple[int, ...] = (1, 1, 1),
+) -> list[_Region]:
     max_label = int(array.max(initial=0))
     integer = array if array.dtype in (np.uint8, np.int32, np.int64) else array.astype(np.int32)
     boxes = _label_boxes(integer, max_label)
@@ -161,7 +169,9 @@ def _regions(array: NDArray[np.integer], subregions: NDArray[np.integer] | None)
             for s, n in zip(box, array.shape, strict=True)
         )
         mask = array[grown] == label
-        touches = any(s.start == 0 or s.stop == n for s, n in zip(box, array.shape, strict=True))
+        touches = any(
+            s.start < m or s.stop > n - m for s, n, m in zip(box, array.shape, margin, strict=True)
+        )
         body = mask & (subregions[grown] == 1) if subregions is not None else mask
         has_sub = subregions is not None and bool(body.any())
         if not has_sub:

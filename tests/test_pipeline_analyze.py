@@ -23,7 +23,7 @@ VERTEBRA_KEYS = {
 
 
 def _phantom(spacing: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    labels, _, affine = spine_label_map(STACK, spacing, half_size_mm=(30.0, 45.0, 50.0))
+    labels, _, affine = spine_label_map(STACK, spacing, half_size_mm=(30.0, 50.0, 50.0))
     hu = np.where(labels > 0, 400.0, 0.0).astype(np.float32)
     return labels, hu, affine
 

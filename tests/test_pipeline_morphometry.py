@@ -72,6 +72,20 @@ def test_vertebra_cut_by_the_image_border_is_incomplete_and_not_graded() -> None
     assert by_level["L1"].genant_grade == GenantGrade.MODERATE, by_level["L1"]
 
 
+def test_vertebra_ending_a_slice_short_of_the_border_counts_as_cut() -> None:
+    """A segmentation of a vertebra the series cut rarely runs into the last slice: a body
+    2 mm short of the border (less than BORDER_MM) is cut too, not a crush."""
+    labels, sub, affine = spine_label_map(WEDGE_STACK, (0.7, 0.7, 2.0))
+    low = int(np.argwhere(labels == 21)[:, 2].min())
+    labels, sub = labels[:, :, low + 4 :].copy(), sub[:, :, low + 4 :].copy()  # cut L2
+    labels[:, :, 0], sub[:, :, 0] = 0, 0  # the segmentation stops one slice short
+    maps = LabelMaps(Volume(labels, affine, modality="SEG"), sub, {})
+    result, _ = analyze_volume(None, maps)
+    by_level = {f.level: f for f in result.vertebrae}
+    assert not by_level["L2"].complete and by_level["L2"].genant_grade is None
+    assert by_level["L1"].complete and by_level["L1"].genant_grade == GenantGrade.MODERATE
+
+
 @pytest.mark.parametrize(
     ("loss", "grade"), [(0.19, 0), (0.20, 1), (0.249, 1), (0.25, 2), (0.399, 2), (0.40, 3)]
 )
