@@ -72,7 +72,8 @@ class Outline:
         self, image: NDArray[np.floating], spacing_mm: Spacing
     ) -> NDArray[np.float32]:
         """(3, *image.shape) probabilities of background, body and posterior elements for a
-        float32 HU block in RAS+ axis order, interpolated linearly back onto its own grid."""
+        float32 HU block already in its card's array order (``Segmenter.segment`` reorients
+        once for both stages), interpolated linearly back onto the block's own grid."""
         spec = self.card.preprocessing
         x = segmentation_input(image.astype(np.float32, copy=False), spacing_mm, spec)
         logits = _sliding_window(x, self.backend, spec.patch_size)

@@ -66,7 +66,7 @@ def test_corrupted_weights_are_refused_naming_file_and_hashes(tmp_path: Path) ->
 
 
 def test_missing_weights_say_how_to_train_and_export(tmp_path: Path) -> None:
-    with pytest.raises(ModelError, match=r"spinescreen train configs/training/segmenter\.yaml"):
+    with pytest.raises(ModelError, match=r"spinescreen train configs/training/grader\.yaml"):
         load_grader(ModelSettings(weights_dir=tmp_path))
     _card(tmp_path / "segmenter")
     (tmp_path / "segmenter" / "model.onnx").unlink()

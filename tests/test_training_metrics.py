@@ -111,7 +111,7 @@ def test_summary_patient_level_takes_the_most_suspicious_vertebra() -> None:
 
 
 def test_evaluation_of_an_oracle_segmentation_is_perfect() -> None:
-    case = SyntheticSource(1, shape=(40, 40, 80)).load(0)  # bodies 14 slices x 2 mm = 28 mm
+    case = SyntheticSource(1, shape=(40, 40, 82)).load(0)  # bodies 14 slices x 2 mm = 28 mm
     heights = {"anterior": 28.0, "middle": 28.0, "posterior": 28.0}
     case = dataclasses.replace(
         case, heights_mm={k: heights for k, g in case.grades.items() if g == 0}

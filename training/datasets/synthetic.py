@@ -42,12 +42,12 @@ class SyntheticSource:
         vertebrae = np.zeros(self.shape, dtype=np.uint8)
         subregions = np.zeros(self.shape, dtype=np.uint8)
         nx, ny, nz = self.shape
-        step = nz // self.levels
+        step = (nz - 2) // self.levels  # a slice of tissue below and above: nothing is cut
         grades, centroids = {}, {}
         for n in range(self.levels):
             label = self.first_label + n
             grade = int(rng.choice([0, 0, 0, 2, 3]))
-            z0, z1 = n * step + 1, (n + 1) * step - 1
+            z0, z1 = n * step + 2, (n + 1) * step
             top_anterior = z1 - (step * grade // 4)
             body = (slice(nx // 4, 3 * nx // 4), slice(ny // 2, 3 * ny // 4), slice(z0, z1))
             image[body], vertebrae[body], subregions[body] = BODY_HU, label, 1
