@@ -87,11 +87,10 @@ def segment_with_model(
     segmenter = segmenter or load_segmenter(settings)
     view = to_canonical(image, image.array.astype(np.float32, copy=False))
     result = segmenter.segment(view.array, view.spacing_mm)
-    card = segmenter.card
-    origin = {"segmenter": {"name": card.name, "version": card.version}}
-    if segmenter.outline is not None:
-        outline = segmenter.outline.card
-        origin["outline"] = {"name": outline.name, "version": outline.version}
+    origin: dict[str, Any] = {  # the networks that ran: findings.json, the SR identity
+        card.kind: {"name": card.name, "version": card.version, "sha256": card.sha256}
+        for card in segmenter.cards
+    }
     return LabelMaps(
         vertebrae=image.with_array(view.back(result.vertebrae).astype(np.uint8), modality="SEG"),
         subregions=view.back(result.subregions).astype(np.uint8),

@@ -154,7 +154,7 @@ def measure_vertebrae(
 def _regions(
     array: NDArray[np.integer],
     subregions: NDArray[np.integer] | None,
-    margin: tuple[int, ...] = (1, 1, 1),
+    margin: tuple[int, ...],
 ) -> list[_Region]:
     max_label = int(array.max(initial=0))
     integer = array if array.dtype in (np.uint8, np.int32, np.int64) else array.astype(np.int32)

@@ -168,7 +168,7 @@ def analyse_job(
     objects = write_dicom_results(
         output,
         [_without_pixels(ds) for ds in datasets],
-        identity_of(output, settings.models, grader),
+        identity_of(output, grader),
         folder / "dicom",
         overview,
         kinds=settings.delivery.send,
@@ -178,20 +178,17 @@ def analyse_job(
     return JobResult(folder, tuple(objects), fracture)
 
 
-def identity_of(
-    output: AnalysisOutput, models: ModelSettings, grader: Grader | None
-) -> AlgorithmIdentity:
-    """Algorithm identity from the cards of the models that ran (their weights' hashes)."""
-    from models.card import read_card
-    from models.loading import model_folder
-
-    cards = []
-    for kind in ("segmenter", "outline"):
-        if "version" in (output.maps.origin.get(kind) or {}):  # a shipped model, not a file
-            cards.append(read_card(model_folder(models, kind)))
+def identity_of(output: AnalysisOutput, grader: Grader | None) -> AlgorithmIdentity:
+    """Algorithm identity of the models that ran (their weights' hashes), as the label maps
+    record them; a given label map (a file) adds none."""
+    models = [
+        (made["name"], made["version"], made["sha256"])
+        for made in output.maps.origin.values()
+        if "sha256" in made
+    ]
     if grader is not None:
-        cards.append(grader.card)
-    return AlgorithmIdentity.from_models([(c.name, c.version, c.sha256) for c in cards])
+        models.append((grader.card.name, grader.card.version, grader.card.sha256))
+    return AlgorithmIdentity.from_models(models)
 
 
 def previous_report(data_dir: Path, study_uid: str, current: Path) -> Dataset | None:

@@ -37,8 +37,10 @@ def _image() -> tuple[Volume, np.ndarray, np.ndarray]:
 class _RecordingSegmenter:
     """A stand-in segmenter: labels bone, and keeps what it was given."""
 
-    card = type("Card", (), {"name": "recorder", "version": "0"})()
-    outline = None
+    card = type(
+        "Card", (), {"kind": "segmenter", "name": "recorder", "version": "0", "sha256": "ab" * 32}
+    )()
+    cards = (card,)
 
     def __init__(self) -> None:
         self.seen: tuple[np.ndarray, tuple[float, float, float]] | None = None
@@ -64,7 +66,7 @@ def test_segmenter_gets_ras_canonical_input_and_labels_come_back_on_the_grid(
     np.testing.assert_array_equal(maps.vertebrae.array, np.where(volume.array > 300, 20, 0))
     np.testing.assert_allclose(maps.vertebrae.affine, volume.affine)
     assert maps.confidence == {20: 0.9}
-    assert maps.origin["segmenter"] == {"name": "recorder", "version": "0"}
+    assert maps.origin == {"segmenter": {"name": "recorder", "version": "0", "sha256": "ab" * 32}}
 
 
 def test_an_empty_segmentation_is_refused_with_what_to_check(

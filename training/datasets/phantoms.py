@@ -43,21 +43,22 @@ def case_from_phantom(phantom: Any) -> Case:
     order like every Case (the generator lays them out as DICOM does, LPS)."""
     truth = phantom.vertebra_truth
     affine = np.asarray(phantom.affine, dtype=np.float64)
-    shape = np.asarray(phantom.image_hu).shape
-    to_ras = nib.orientations.io_orientation(affine)  # type: ignore[no-untyped-call]
-
-    def canonical(array: Any, dtype: type) -> Any:
-        oriented = nib.orientations.apply_orientation(  # type: ignore[no-untyped-call]
-            np.asarray(array, dtype=dtype), to_ras
+    image, vertebrae, subregions = (
+        nib.as_closest_canonical(
+            nib.Nifti1Image(np.asarray(array, dtype=dtype), affine)  # type: ignore[no-untyped-call]
         )
-        return np.ascontiguousarray(oriented)
-
+        for array, dtype in (
+            (phantom.image_hu, np.float32),
+            (phantom.vertebrae, np.uint8),
+            (phantom.subregions, np.uint8),
+        )
+    )
     return Case(
         case_id=str(phantom.phantom_id),
-        image_hu=canonical(phantom.image_hu, np.float32),
-        vertebrae=canonical(phantom.vertebrae, np.uint8),
-        subregions=canonical(phantom.subregions, np.uint8),
-        affine=affine @ nib.orientations.inv_ornt_aff(to_ras, shape),  # type: ignore[no-untyped-call]
+        image_hu=np.ascontiguousarray(image.dataobj),
+        vertebrae=np.ascontiguousarray(vertebrae.dataobj),
+        subregions=np.ascontiguousarray(subregions.dataobj),
+        affine=np.asarray(image.affine, dtype=np.float64),
         grades={v.label: int(v.genant_grade) for v in truth},
         morphologies={v.label: str(v.morphology) for v in truth},
         complete={v.label: bool(v.complete) for v in truth},
