@@ -35,6 +35,10 @@ SEQUENCE: tuple[int, ...] = (*range(1, 20), 28, *range(20, 26), 26)
 OPTIONAL = frozenset({28, 25})  # T13 and L6 may be absent without a penalty
 SKIP_COST = 4.0
 SPLIT_COST = 1.5
+# Units made from the outline's bodies are rarely half a vertebra: two of whole size share a
+# level only at this cost (a merge of two real vertebrae under one name shifts the rest).
+BODY_UNIT_SPLIT_COST = 6.0
+WHOLE_UNIT = 0.6
 # A piece smaller than this is a fragment, not a vertebra (a C3 is about 8 cm3, body and arch).
 MIN_UNIT_MM3 = 1500.0
 FRAGMENT_REACH_VOXELS = 2.0
@@ -118,37 +122,92 @@ def _units(
     if not found:
         return pieces, []
     sizes = np.bincount(pieces.ravel(), minlength=count + 1)
-    column = {label: SEQUENCE.index(label) for label in class_labels[1:] if label in SEQUENCE}
     units: list[Unit] = []
     keep = np.zeros(count + 1, dtype=np.int32)
     for number, box, part in found:
         if sizes[number] < min_voxels:
             continue
         inside = probabilities[(slice(None), *box)][:, part]  # (C, n)
-        evidence = np.zeros(len(SEQUENCE))
-        for channel, label in enumerate(class_labels):
-            if label in column:
-                evidence[column[label]] = float(inside[channel].mean())
-        total = evidence.sum()
-        evidence = evidence / total if total > 0 else np.full(len(SEQUENCE), 1 / len(SEQUENCE))
         centre = np.argwhere(part).mean(axis=0) + np.array([s.start for s in box])
         keep[number] = len(units) + 1
+        evidence = _evidence(inside.mean(axis=1), class_labels)
         units.append(Unit(len(units) + 1, int(sizes[number]), centre, evidence))
     unit_map = keep[pieces]
     # Fragments (pieces too small to be units) join the nearest unit within reach.
     return fill_labels(unit_map, pieces > 0, reach=FRAGMENT_REACH_VOXELS), units
 
 
-def _viterbi(units: list[Unit]) -> list[int]:
-    """Most probable level sequence (VerSe labels) for head-to-feet ordered units."""
+def name_units(
+    unit_map: NDArray[np.integer],
+    probabilities: NDArray[np.floating],
+    class_labels: tuple[int, ...],
+    superior_axis: int = 2,
+) -> tuple[NDArray[np.uint8], dict[int, float]]:
+    """Name given units (``unit_map``: 1..n, 0 background; from the outline stage's vertebral
+    bodies) as a contiguous vertebra sequence. ``probabilities`` (C, number of nonzero voxels
+    of ``unit_map`` in ``np.nonzero`` order) are the level network's probabilities at those
+    voxels. Units given one level are one vertebra. Returns the VerSe label map on the grid
+    of ``unit_map`` and each label's confidence (its mean probability inside the vertebra)."""
+    inside = np.nonzero(unit_map)
+    ids = unit_map[inside].astype(np.intp)
+    count = int(ids.max(initial=0))
+    voxels = np.bincount(ids, minlength=count + 1)
+    if count == 0:
+        return np.zeros(unit_map.shape, dtype=np.uint8), {}
+    sums = np.stack([np.bincount(ids, weights=p, minlength=count + 1) for p in probabilities])
+    centres = np.stack([np.bincount(ids, weights=axis, minlength=count + 1) for axis in inside])
+    units = [
+        Unit(
+            i,
+            int(voxels[i]),
+            centres[:, i] / voxels[i],
+            _evidence(sums[:, i] / voxels[i], class_labels),
+        )
+        for i in range(1, count + 1)
+        if voxels[i]
+    ]
+    units.sort(key=lambda u: -u.centre[superior_axis])
+    lookup = np.zeros(count + 1, dtype=np.uint8)
+    for unit, level in zip(units, _viterbi(units, BODY_UNIT_SPLIT_COST), strict=True):
+        lookup[unit.index] = level
+    confidence = {}
+    for label in (int(v) for v in np.unique(lookup) if v):
+        members = lookup == label
+        channel = class_labels.index(label)
+        confidence[label] = float(sums[channel, members].sum() / voxels[members].sum())
+    return lookup[unit_map], confidence
+
+
+def _evidence(
+    mean_probabilities: NDArray[np.floating], class_labels: tuple[int, ...]
+) -> NDArray[np.float64]:
+    """A unit's mean probability per channel -> per SEQUENCE entry, summing to 1."""
+    evidence = np.zeros(len(SEQUENCE))
+    for channel, label in enumerate(class_labels):
+        if label in SEQUENCE:
+            evidence[SEQUENCE.index(label)] = float(mean_probabilities[channel])
+    total = evidence.sum()
+    return evidence / total if total > 0 else np.full(len(SEQUENCE), 1 / len(SEQUENCE))
+
+
+def _viterbi(units: list[Unit], whole_split_cost: float = SPLIT_COST) -> list[int]:
+    """Most probable level sequence (VerSe labels) for head-to-feet ordered units.
+
+    Two consecutive units that are each a whole vertebra's size (WHOLE_UNIT of the median of
+    the units around them) share a level at ``whole_split_cost`` instead of SPLIT_COST."""
     n, m = len(units), len(SEQUENCE)
-    typical = float(np.median([u.voxels for u in units]))
+    sizes = np.array([u.voxels for u in units], dtype=np.float64)
+    typical = float(np.median(sizes))
     emit = np.stack([_emission(u.evidence) * min(1.0, u.voxels / typical) ** 0.5 for u in units])
+    local = np.array([np.median(sizes[max(0, i - 2) : i + 3]) for i in range(n)])
+    whole = sizes >= WHOLE_UNIT * local
     move = _transition_costs()
+    split = np.diag(np.full(m, whole_split_cost - SPLIT_COST))
     score = emit[0].copy()
     back = np.zeros((n, m), dtype=np.int64)
     for i in range(1, n):
-        total = score[:, None] - move  # from state a (rows) to state b (columns)
+        step = move + split if whole[i - 1] and whole[i] else move
+        total = score[:, None] - step  # from state a (rows) to state b (columns)
         back[i] = total.argmax(axis=0)
         score = total.max(axis=0) + emit[i]
     path = [int(score.argmax())]

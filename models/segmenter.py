@@ -10,8 +10,11 @@ identification, then per-vertebra segmentation at fine resolution):
    voxels and an end plate's position is uncertain by a voxel, which is 3 mm of a 25 mm body
    height; at 1.5 mm the discs stay open and the end plates land within a millimetre.
 
-Each outline voxel takes the level of the nearest first-stage vertebra voxel. Without an
-outline model the first stage's own probabilities draw the outline."""
+With the outline, the vertebrae are its bodies, cut at the discs along the spine's centre
+line, their posterior elements grown on from them (models/bodies.py); the first stage's
+level probabilities inside each then name them as a sequence (models/labelling.py). Without
+an outline model the first stage's own probabilities draw the outline and its level
+argmax, cut into connected pieces, makes the units."""
 
 from __future__ import annotations
 
@@ -27,8 +30,9 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from models.backends import Backend
+from models.bodies import body_units, grow_through
 from models.card import ModelCard
-from models.labelling import contiguous_labels, fill_labels
+from models.labelling import MIN_UNIT_MM3, contiguous_labels, fill_labels, name_units
 from models.networks import VERTEBRA_LABELS, split_segmenter_logits
 from models.preprocessing import Spacing, nearest_indices, reorient, segmentation_input
 from spinescreen.errors import ModelError
@@ -55,8 +59,8 @@ class SegmentationResult:
     confidence: dict[int, float] = field(default_factory=dict)
 
 
-# Output-grid box -> (2, *box shape) outline margins (see ``Outline.margins``).
-OutlineMargins = Callable[[tuple[slice, ...]], NDArray[np.float32]]
+# Output-grid box -> (3, *outline grid) outline probabilities (see ``Outline.probabilities``).
+OutlineProbabilities = Callable[[tuple[slice, ...]], NDArray[np.float32]]
 
 
 class Outline:
@@ -79,22 +83,6 @@ class Outline:
         logits = _sliding_window(x, self.backend, spec.patch_size)
         probs: NDArray[np.float32] = torch.softmax(logits[0].float(), dim=0).numpy()
         return probs
-
-    def margins(self, image: NDArray[np.floating], spacing_mm: Spacing) -> NDArray[np.float32]:
-        """(2, *image.shape): vertebra minus background (vertebra where > 0) and body minus
-        posterior elements (body where >= 0), interpolated linearly onto the block's grid.
-        Both are linear in the probabilities, so comparing the interpolated differences is
-        comparing the interpolated probabilities, at two maps' cost instead of three."""
-        background, body, posterior = self.probabilities(image, spacing_mm)
-        model_shape = background.shape
-        fine = [np.arange(n) for n in image.shape]
-        scale = [m / n for m, n in zip(model_shape, image.shape, strict=True)]
-        return np.stack(
-            [
-                upsample_linear(1.0 - 2.0 * background, [0, 0, 0], fine, scale),
-                upsample_linear(body - posterior, [0, 0, 0], fine, scale),
-            ]
-        )
 
 
 class Segmenter:
@@ -129,12 +117,12 @@ class Segmenter:
             image.astype(np.float32, copy=False), spacing_mm, self.card.preprocessing
         )
         logits = _sliding_window(x, self.backend, self.card.preprocessing.patch_size)
-        outline: OutlineMargins | None = None
+        outline: OutlineProbabilities | None = None
         if self.outline is not None:
             stage = self.outline
 
             def outline(box: tuple[slice, ...]) -> NDArray[np.float32]:
-                return stage.margins(image[box], spacing_mm)
+                return stage.probabilities(image[box], spacing_mm)
 
         decoded = decode_segmentation(
             logits, image.shape, self.card.preprocessing.spacing_mm, outline
@@ -181,16 +169,17 @@ def decode_segmentation(
     logits: torch.Tensor,
     shape: tuple[int, ...] | None = None,
     model_spacing_mm: Spacing = (3.0, 3.0, 3.0),
-    outline: OutlineMargins | None = None,
+    outline: OutlineProbabilities | None = None,
 ) -> SegmentationResult:
     """Label maps on a grid of ``shape`` (default: the model grid) from (1, C, X, Y, Z) logits.
 
-    Levels are made a contiguous sequence (models/labelling.py) on the model grid. The
-    vertebra outline and the body / posterior split come from ``outline`` (the second stage,
-    called with the output-grid box around the vertebrae found) when given, else from this
-    stage's class probabilities interpolated linearly onto the output grid (sub-voxel edges:
-    a nearest-neighbour upsampling of 3 mm labels alone loses about 0.1 Dice on a 1.5 mm
-    grid); which vertebra an output voxel belongs to comes from the nearest model voxel."""
+    With ``outline`` (the second stage, called with the output-grid box around what this
+    stage found) see ``_decode_outline``. Without it, levels are made a contiguous sequence
+    (models/labelling.py) on the model grid, and the outline and the body / posterior split
+    are this stage's class probabilities interpolated linearly onto the output grid
+    (sub-voxel edges: a nearest-neighbour upsampling of 3 mm labels alone loses about 0.1
+    Dice on a 1.5 mm grid); which vertebra an output voxel belongs to comes from the nearest
+    model voxel."""
     vert_logits, sub_logits = split_segmenter_logits(logits.float())
     probs = torch.softmax(vert_logits[0], dim=0).numpy()
     sub_probs = torch.softmax(sub_logits[0], dim=0).numpy()
@@ -198,11 +187,13 @@ def decode_segmentation(
     shape = tuple(shape or model_shape)
     vertebrae = np.zeros(shape, dtype=np.uint8)
     subregions = np.zeros(shape, dtype=np.uint8)
-    found = probs[0] < 0.5
+    voxel_mm3 = float(np.prod(model_spacing_mm))
+    found = _without_specks(probs[0] < 0.5, MIN_UNIT_MM3 / voxel_mm3)
     if not found.any():
         return SegmentationResult(vertebrae, subregions, {})
-    # The box (on both grids) around what the first stage found, with a margin of 3 model
-    # voxels for the outline to draw what it missed.
+    # The box (on both grids) around what the first stage found, specks too small to be a
+    # vertebra left out, with a margin of 3 model voxels for the outline to draw what it
+    # missed.
     model_box = _box(ndimage.binary_dilation(found, iterations=2), model_shape, margin=1)
     scale = [m / n for m, n in zip(model_shape, shape, strict=True)]
     out_box = tuple(
@@ -215,30 +206,11 @@ def decode_segmentation(
     def up(array: NDArray[np.floating]) -> NDArray[np.float32]:
         return upsample_linear(array[model_box], starts, fine, scale)
 
-    model_foreground: NDArray[np.bool_] | None = None
     if outline is not None:
-        vertebra_margin, body_margin = outline(out_box)
-        foreground = vertebra_margin > 0.0
-        body = body_margin >= 0.0
-        # The outline's vertebra / background call sampled at the model voxels: the units
-        # the levels are given to are cut where the outline opens a disc or a joint.
-        model_foreground = np.zeros(model_shape, dtype=bool)
-        model_foreground[model_box] = (
-            upsample_linear(
-                vertebra_margin,
-                [b.start for b in out_box],
-                [np.arange(b.start, b.stop) for b in model_box],
-                [1.0 / s for s in scale],
-            )
-            > 0.0
-        )
-    else:
-        foreground = up(1.0 - probs[0]) > 0.5
-        body = up(sub_probs[1] - sub_probs[2]) >= 0.0  # linear: the same as comparing both
-    voxel_mm3 = float(np.prod(model_spacing_mm))
-    coarse, confidence = contiguous_labels(
-        probs, VERTEBRA_LABELS, voxel_mm3=voxel_mm3, foreground=model_foreground
-    )
+        return _decode_outline(probs, outline(out_box), shape, model_spacing_mm, out_box)
+    foreground = up(1.0 - probs[0]) > 0.5
+    body = up(sub_probs[1] - sub_probs[2]) >= 0.0  # linear: the same as comparing both
+    coarse, confidence = contiguous_labels(probs, VERTEBRA_LABELS, voxel_mm3=voxel_mm3)
     coarse = keep_largest_components(coarse)
     confidence = {k: v for k, v in confidence.items() if (coarse == k).any()}
     if not coarse.any():
@@ -251,6 +223,57 @@ def decode_segmentation(
     labels = grown[model_box][np.ix_(*near)] * foreground
     vertebrae[out_box] = labels
     subregions[out_box] = np.where(labels > 0, np.where(body, 1, 2), 0)
+    return SegmentationResult(vertebrae, subregions, confidence)
+
+
+def _decode_outline(
+    probs: NDArray[np.float32],
+    outline: NDArray[np.float32],
+    shape: tuple[int, ...],
+    model_spacing_mm: Spacing,
+    out_box: tuple[slice, ...],
+) -> SegmentationResult:
+    """Label maps from the outline stage's probabilities ``outline`` (3, *outline grid) over
+    ``out_box`` of the output grid: units from its vertebral bodies (models/bodies.py), named
+    by the first stage's level probabilities ``probs`` (C, *model grid) at their voxels."""
+    vertebrae = np.zeros(shape, dtype=np.uint8)
+    subregions = np.zeros(shape, dtype=np.uint8)
+    background, body_p, posterior_p = outline
+    fine_shape = background.shape
+    out_shape = tuple(b.stop - b.start for b in out_box)
+    model_shape = probs.shape[1:]
+    # outline voxel -> nearest model voxel, through the output grid both are aligned to
+    to_model = [
+        np.clip(
+            np.floor((b.start + (np.arange(f) + 0.5) * (n / f)) * (m / size)).astype(np.intp),
+            0,
+            m - 1,
+        )
+        for f, n, b, m, size in zip(fine_shape, out_shape, out_box, model_shape, shape, strict=True)
+    ]
+    vertebra = background < 0.5
+    # the outline grid's spacing, from the model grid's through the output grid
+    a, b, c = (
+        s * (m / size) * (n / f)
+        for s, m, size, n, f in zip(
+            model_spacing_mm, model_shape, shape, out_shape, fine_shape, strict=True
+        )
+    )
+    units = body_units(vertebra, body_p, (a, b, c))
+    voxels = np.nonzero(units)
+    at = tuple(index[axis] for index, axis in zip(to_model, voxels, strict=True))
+    labels, confidence = name_units(units, probs[(slice(None), *at)], VERTEBRA_LABELS)
+    if not labels.any():
+        return SegmentationResult(vertebrae, subregions, {})
+    labels = grow_through(labels, np.ones(labels.shape, dtype=bool), 2)
+    fine_out = [np.arange(n) for n in out_shape]
+    scale = [f / n for f, n in zip(fine_shape, out_shape, strict=True)]
+    foreground = upsample_linear(1.0 - 2.0 * background, [0, 0, 0], fine_out, scale) > 0.0
+    body_out = upsample_linear(body_p - posterior_p, [0, 0, 0], fine_out, scale) >= 0.0
+    near = [nearest_indices(f, n) for f, n in zip(fine_shape, out_shape, strict=True)]
+    out = labels[np.ix_(*near)] * foreground
+    vertebrae[out_box] = out
+    subregions[out_box] = np.where(out > 0, np.where(body_out, 1, 2), 0)
     return SegmentationResult(vertebrae, subregions, confidence)
 
 
@@ -283,6 +306,17 @@ def _box(mask: NDArray[np.bool_], shape: tuple[int, ...], margin: int) -> tuple[
     return tuple(
         slice(max(0, int(a)), min(n, int(b))) for a, b, n in zip(low, high, shape, strict=True)
     )
+
+
+def _without_specks(mask: NDArray[np.bool_], min_voxels: float) -> NDArray[np.bool_]:
+    """``mask`` without its 26-connected pieces smaller than ``min_voxels``."""
+    pieces, count = ndimage.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
+    if count < 2:
+        return mask
+    keep = np.bincount(pieces.ravel()) >= min_voxels
+    keep[0] = False
+    out: NDArray[np.bool_] = keep[pieces]
+    return out
 
 
 def keep_largest_components(labels: NDArray[np.uint8]) -> NDArray[np.uint8]:

@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pipeline.grading import MAX_GRADING_STEP_MM, ModelOpinion, fuse, grade_vertebra
-from pipeline.levels import are_adjacent
+from pipeline.levels import levels_apart
 from pipeline.morphometry import VertebraMeasurement, measure_vertebrae
 from pipeline.nifti import read_label_map
 from pipeline.orientation import to_canonical
@@ -168,11 +168,7 @@ def _findings(
             )
             findings.append(Finding(**base | {"note": note}, heights=m.heights))
             continue
-        neighbours = [
-            hp
-            for n, hp in posteriors.items()
-            if are_adjacent(n, m.label) or are_adjacent(m.label, n)
-        ]
+        neighbours = [hp for n, hp in posteriors.items() if 0 < levels_apart(n, m.label) <= 2]
         morpho = grade_vertebra(m.level, m.heights, neighbours)
         opinion = opinions.get(m.label)
         fused = fuse(morpho, opinion)

@@ -6,9 +6,12 @@ that height should be for this level:
 
 * wedge (anterior):   1 - (Ha / Hp_ref) / NORMAL_HA_HP[level]
 * biconcave (middle): 1 - (Hm / Hp_ref) / NORMAL_HM_HP
-* crush (posterior):  1 - Hp / Hp_expected, with Hp_expected the mean posterior height of the
-  complete adjacent neighbours (the interpolated expected height); without neighbours,
-  1 - Hp / (Ha / NORMAL_HA_HP[level]) (posterior loss against the anterior height).
+* crush (posterior):  1 - Hp / Hp_expected, with Hp_expected the median posterior height of
+  the complete neighbours up to two levels away on each side (the expected height; with the
+  two adjacent ones alone, their mean; the median keeps one mis-measured neighbour, such as
+  two bodies a segmentation merged, from making its neighbours look crushed); without
+  neighbours, 1 - Hp / (Ha / NORMAL_HA_HP[level]) (posterior loss against the anterior
+  height).
 
 ``Hp_ref`` is the larger of the vertebra's own Hp and Hp_expected, so a whole-body crush
 does not hide behind normal ratios. ``NORMAL_HA_HP`` is the level's normal wedging
@@ -43,6 +46,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+import numpy as np
 
 from pipeline.types import GenantGrade, Heights, Morphology
 
@@ -121,12 +126,11 @@ def grade_from_loss(height_loss: float) -> GenantGrade:
 def grade_vertebra(
     level: str, heights: Heights, neighbour_posteriors: list[float]
 ) -> MorphometricGrade:
-    """Grade one vertebra from its heights and its complete neighbours' posterior heights."""
+    """Grade one vertebra from its heights and its complete neighbours' posterior heights
+    (those up to two levels away)."""
     ha, hm, hp = heights.anterior, heights.middle, heights.posterior
     normal_ratio = NORMAL_HA_HP.get(level, 1.0)
-    expected = (
-        sum(neighbour_posteriors) / len(neighbour_posteriors) if neighbour_posteriors else None
-    )
+    expected = float(np.median(neighbour_posteriors)) if neighbour_posteriors else None
     reference = max(hp, expected) if expected is not None else hp
     if reference <= 0:
         losses = {"wedge": 1.0, "biconcave": 1.0, "crush": 1.0}

@@ -40,3 +40,12 @@ def are_adjacent(upper: int, lower: int) -> bool:
     order = sorted(_NAMES, key=anatomical_position)
     i, j = order.index(upper), order.index(lower)
     return j == i + 1 or (upper == 19 and lower == 20)
+
+
+def levels_apart(a: int, b: int) -> int:
+    """How many levels separate two vertebrae: 1 for neighbours (T12 and L1 are neighbours
+    whether or not a T13 exists), 0 for the same label."""
+    order = sorted(_NAMES, key=anatomical_position)
+    i, j = sorted((order.index(a), order.index(b)))
+    t13 = order.index(28)
+    return j - i - (1 if i < t13 < j else 0)

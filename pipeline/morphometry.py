@@ -53,6 +53,10 @@ from pipeline.types import Heights, Volume
 log = logging.getLogger(__name__)
 
 HEIGHT_FRACTIONS = {"anterior": 0.10, "middle": 0.50, "posterior": 0.90}
+# The posterior wall is the reference height and is upright in wedge and biconcave fractures
+# (lowered with the rest of the body in a crush): its height is the tallest column over the
+# back fifth, so a segmentation whose back corners are rounded is not read as a crush.
+POSTERIOR_WALL_FRACTIONS = (0.80, 0.85, 0.90)
 SLAB_OFFSETS_MM = (-2.0, -1.0, 0.0, 1.0, 2.0)  # planes averaged around the midline
 MIN_VERTEBRA_VOLUME_MM3 = 1000.0  # smaller labels are fragments: incomplete
 SECTION_HALF_WIDTH_MM = 60.0
@@ -62,7 +66,10 @@ NOT_MEASURED_LABELS = frozenset({26})  # sacrum
 BORDER_MM = 3.0  # a vertebra this close to the image border is cut (see the module docstring)
 REFINE_ITERATIONS = 2
 MAX_SECTION_TURN_DEG = 20.0
-WALL_MIN_FRACTION = 0.25  # columns lower than this share of the central ones: corner
+WALL_MIN_FRACTION = 0.5  # columns lower than this share of the central ones: corner
+# behind, the posterior wall (upright in wedge and biconcave fractures, lowered with the rest
+# of the body in a crush) is where the columns reach this share
+POSTERIOR_WALL_MIN_FRACTION = 0.6
 
 
 @dataclass(frozen=True)
@@ -174,11 +181,26 @@ def _regions(
         )
         body = mask & (subregions[grown] == 1) if subregions is not None else mask
         has_sub = subregions is not None and bool(body.any())
+        if has_sub:
+            body = _largest_piece(body)
         if not has_sub:
             body = mask  # until _find_bodies
         offset = np.array([s.start for s in grown], dtype=np.int64)
         regions.append(_Region(label, offset, mask, body, has_sub, touches))
     return sorted(regions, key=lambda r: anatomical_position(r.label))
+
+
+def _largest_piece(body: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """The body's largest face-connected piece: a segmentation that calls a patch of the
+    arch "body" (a spinous process, a pedicle) would otherwise stretch the body's
+    front-to-back extent, and its posterior height would be measured on that patch."""
+    pieces, count = ndimage.label(body)
+    if count < 2:
+        return body
+    sizes = np.bincount(pieces.ravel())
+    sizes[0] = 0
+    out: NDArray[np.bool_] = pieces == int(np.argmax(sizes))
+    return out
 
 
 def _label_boxes(array: NDArray[np.integer], max_label: int) -> list[tuple[slice, ...] | None]:
@@ -370,8 +392,12 @@ def _measure_heights(
     heights: dict[str, float] = {}
     points: dict[str, tuple[float, float, float]] = {}
     for name, fraction in HEIGHT_FRACTIONS.items():
-        u = anterior_u + fraction * depth
-        height, span = _column_height(frame, sampler, u)
+        candidates = [fraction] if name != "posterior" else POSTERIOR_WALL_FRACTIONS
+        measured = [
+            (_column_height(frame, sampler, anterior_u + f * depth), anterior_u + f * depth)
+            for f in candidates
+        ]
+        (height, span), u = max(measured, key=lambda item: item[0][0])
         heights[name] = height
         if span is not None:
             for end, v in zip(("inferior", "superior"), span, strict=True):
@@ -436,12 +462,16 @@ def _body_depth(frame: VertebraFrame, sampler: _MaskSampler) -> tuple[float, flo
         return None
     gaps = np.flatnonzero(np.diff(occupied) * step > RUN_GAP_MM)
     first, last = int(occupied[0]), int(occupied[gaps[0]] if gaps.size else occupied[-1])
-    # Rounded corners and a bulging wall are not the body's depth: the body starts and ends
-    # where its columns reach a fifth of the typical height of its central columns.
-    centre = column_heights[first + (last - first) // 4 : last - (last - first) // 4 + 1]
-    tall = np.flatnonzero(column_heights[first : last + 1] >= WALL_MIN_FRACTION * np.median(centre))
-    if tall.size:
-        first, last = first + int(tall[0]), first + int(tall[-1])
+    # Rounded corners and a bulging wall are not the body's depth: the body starts where its
+    # columns reach half the typical height of its central columns, and ends where they reach
+    # POSTERIOR_WALL_MIN_FRACTION of it (with a quarter, the soft corners of a network's
+    # segmentation were the body, and a posterior height measured on them read as a crush).
+    centre = np.median(column_heights[first + (last - first) // 4 : last - (last - first) // 4 + 1])
+    run = column_heights[first : last + 1]
+    front = np.flatnonzero(run >= WALL_MIN_FRACTION * centre)
+    back = np.flatnonzero(run >= POSTERIOR_WALL_MIN_FRACTION * centre)
+    if front.size and back.size:
+        first, last = first + int(front[0]), first + int(back[-1])
     return (float(u[first] - step / 2), float(u[last] + step / 2))
 
 
@@ -467,10 +497,17 @@ def _column_height(
 
 
 def _crossings(v: NDArray[np.float64], values: NDArray[np.float64]) -> tuple[float, float] | None:
+    """Where the column's longest run inside the mask starts and ends (interpolated): a
+    piece of the next body that a segmentation joined across the disc is not this body's
+    height."""
     inside = np.flatnonzero(values >= 0.5)
     if inside.size == 0:
         return None
-    first, last = int(inside[0]), int(inside[-1])
+    breaks = np.flatnonzero(np.diff(inside) > 1)
+    starts = np.concatenate([[0], breaks + 1])
+    stops = np.concatenate([breaks, [inside.size - 1]])
+    longest = int(np.argmax(inside[stops] - inside[starts]))
+    first, last = int(inside[starts[longest]]), int(inside[stops[longest]])
     return (_interpolate(v, values, first - 1, first), _interpolate(v, values, last + 1, last))
 
 

@@ -15,7 +15,6 @@ from models.segmenter import (
     decode_segmentation,
     inference_window,
     keep_largest_components,
-    upsample_linear,
 )
 from models.settings import ModelSettings
 from training.config import parse_training_config
@@ -45,16 +44,8 @@ def test_an_outline_card_beside_the_segmenter_becomes_its_second_stage(weights: 
     probabilities = segmenter.outline.probabilities(block, (1.5, 1.7, 2.5))
     assert probabilities.shape[0] == 3
     assert np.allclose(probabilities.sum(axis=0), 1.0, atol=1e-4)
-    margins = segmenter.outline.margins(block, (1.5, 1.7, 2.5))
-    assert margins.shape == (2, 20, 26, 30)
-    # the interpolated differences are the differences of the interpolated probabilities
-    fine = [np.arange(n) for n in block.shape]
-    scale = [m / n for m, n in zip(probabilities.shape[1:], block.shape, strict=True)]
-    background, body, posterior = (
-        upsample_linear(p, [0, 0, 0], fine, scale) for p in probabilities
-    )
-    np.testing.assert_allclose(margins[0], body + posterior - background, atol=1e-4)
-    np.testing.assert_allclose(margins[1], body - posterior, atol=1e-5)
+    spacing = segmenter.outline.card.preprocessing.spacing_mm
+    assert probabilities.shape[1:] == target_shape(block.shape, (1.5, 1.7, 2.5), spacing)
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
@@ -129,10 +120,12 @@ def test_the_outline_stage_draws_the_outline_and_the_first_stage_names_it() -> N
     def outline(box: tuple[slice, ...]) -> np.ndarray:
         boxes.append(box)
         shape = tuple(b.stop - b.start for b in box)
-        margins = np.full((2, *shape), -1.0, dtype=np.float32)
-        margins[0, :3] = 1.0  # vertebra on output planes 0-2 only: narrower than L1
-        margins[1, :3, :4] = 1.0  # body in front, posterior elements behind
-        return margins
+        probabilities = np.zeros((3, *shape), dtype=np.float32)
+        probabilities[0] = 1.0
+        probabilities[:, :3] = 0.0
+        probabilities[1, :3, :4] = 1.0  # vertebra on output planes 0-2 only, narrower than L1:
+        probabilities[2, :3, 4:] = 1.0  # body in front, posterior elements behind
+        return probabilities
 
     result = decode_segmentation(logits, (8, 8, 8), (10.0, 10.0, 10.0), outline)
     assert boxes and all(b.start == 0 for b in boxes[0]), boxes

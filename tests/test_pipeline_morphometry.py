@@ -195,3 +195,64 @@ def test_a_body_whose_height_axis_lies_front_to_back_still_gets_a_frame() -> Non
     assert np.all(np.isfinite(frame.posterior))
     assert abs(float(frame.posterior @ frame.superior)) < 1e-9
     assert float(np.linalg.norm(frame.posterior)) == pytest.approx(1.0)
+
+
+def _upright_normal_stack() -> tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.float64]]:
+    stack = (BodyShape(19, 25.0, 26.0), BodyShape(20, 26.0, 26.0), BodyShape(21, 27.0, 27.0))
+    return spine_label_map(stack, (0.5, 0.5, 0.5))
+
+
+def _middle_heights(labels: NDArray[np.uint8], sub: NDArray[np.uint8], affine) -> Heights:
+    measured = measure_vertebrae(Volume(labels, affine, modality="SEG"), sub)
+    middle = next(m for m in measured if m.label == 20)
+    assert middle.heights is not None, middle.note
+    return middle.heights
+
+
+def test_a_rounded_posterior_wall_is_not_read_as_a_crush() -> None:
+    """A network's body call tapers behind the posterior wall (half the height over 4 mm, the
+    pedicle bases): the posterior height is still the wall's."""
+    labels, sub, affine = _upright_normal_stack()
+    world = np.einsum("ij,j...->i...", affine[:3, :3], np.indices(labels.shape)) + affine[
+        :3, 3
+    ].reshape(3, 1, 1, 1)
+    body = (labels == 20) & (sub == 1)
+    centre_z = float(world[2][body].mean())
+    back = float(world[1][body].max())
+    shelf = (world[1] > back) & (world[1] <= back + 4.0) & (np.abs(world[0]) <= 15.0)
+    shelf &= np.abs(world[2] - centre_z) <= 7.0  # 14 mm of a 26 mm body
+    labels[shelf], sub[shelf] = 20, 1
+    heights = _middle_heights(labels, sub, affine)
+    assert abs(heights.posterior - 26.0) < 1.0, heights
+    verdict = grade_vertebra("L1", heights, [25.0 * 1.0, 27.0])
+    assert verdict.genant_grade == GenantGrade.NORMAL, verdict
+
+
+def test_a_piece_of_the_next_body_joined_across_the_disc_is_not_height() -> None:
+    """A segmentation gives the top of the body below to this vertebra, joined at one side
+    across the disc: the columns through the disc measure this body alone."""
+    labels, sub, affine = _upright_normal_stack()
+    below = np.argwhere(labels == 21)
+    top = below[:, 2].max()
+    piece = (labels == 21) & (np.indices(labels.shape)[2] > top - 10)  # 5 mm of L2's top
+    labels[piece] = 20
+    gap = np.zeros_like(piece)
+    bridge_x = below[:, 0].min() + 2
+    gap[bridge_x : bridge_x + 4, :, top : top + 18] = True  # an 8 mm bridge across the disc
+    gap &= np.any(labels == 20, axis=(0, 2))[None, :, None]
+    labels[gap & (labels == 0)] = 20
+    sub[(labels == 20) & (sub == 0)] = 1
+    heights = _middle_heights(labels, sub, affine)
+    for name, value in (("anterior", 26.0), ("middle", 26.0), ("posterior", 26.0)):
+        assert abs(getattr(heights, name) - value) < 1.0, heights
+
+
+def test_the_expected_posterior_height_is_the_median_of_neighbours_two_levels_away() -> None:
+    """One neighbour measured twice too tall (two bodies merged under one name) does not make
+    its neighbours look crushed."""
+    from pipeline.levels import levels_apart
+
+    assert levels_apart(19, 20) == 1 and levels_apart(19, 28) == 1 and levels_apart(18, 20) == 2
+    normal = Heights(anterior=19.0, middle=18.5, posterior=19.5)
+    assert grade_vertebra("T6", normal, [19.0, 39.0]).genant_grade >= GenantGrade.MODERATE
+    assert grade_vertebra("T6", normal, [18.5, 19.0, 39.0, 20.0]).genant_grade == 0

@@ -1,0 +1,110 @@
+"""Vertebra units from the outline stage's bodies (models/bodies.py) and naming given units."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from models.bodies import body_units, centre_line, grow_through, profile_cuts
+from models.labelling import name_units
+from models.networks import VERTEBRA_LABELS
+
+SPACING = (1.5, 1.5, 1.5)
+T12, L1, L2, L3, L4 = 19, 20, 21, 22, 23
+
+
+def spine(count: int = 5, body: int = 16, disc: int = 4, shift: float = 0.0):
+    """A column of ``count`` box vertebrae on a 1.5 mm grid, head at high z: bodies 24 mm
+    high in front (high y), arches behind joined to their body by a pedicle and touching the
+    next arch down (a facet joint). The discs are *not* open in the vertebra call: the body
+    probability only dips there (0.2), as an undertrained outline network leaves them. Each
+    level moves ``shift`` voxels more forward than the one above (a curved spine). Returns
+    the vertebra call, the body probability and the true instance map."""
+    depth = count * (body + disc) + disc
+    shape = (40, 80, depth)
+    vertebra = np.zeros(shape, dtype=bool)
+    body_probability = np.zeros(shape, dtype=np.float32)
+    truth = np.zeros(shape, dtype=np.int32)
+    for n in range(count):
+        top = depth - disc - n * (body + disc)
+        z = slice(top - body, top)
+        y0 = 30 + round(shift * n * (n + 1) / 2)
+        front = (slice(8, 32), slice(y0, y0 + 20), z)
+        vertebra[front] = True
+        body_probability[front] = 0.8
+        truth[front] = n + 1
+        pedicle = (slice(12, 28), slice(y0 - 6, y0), slice(top - 10, top - 4))
+        arch = (slice(10, 30), slice(y0 - 20, y0 - 6), slice(top - body - disc, top - 2))
+        for part in (pedicle, arch):
+            vertebra[part] = True
+            truth[part] = n + 1
+        if n + 1 < count:  # the disc below: vertebra in the call, little body
+            gap = (slice(8, 32), slice(y0, y0 + 20), slice(top - body - disc, top - body))
+            vertebra[gap] = True
+            body_probability[gap] = 0.2
+    return vertebra, body_probability, truth
+
+
+def agreement(units: np.ndarray, truth: np.ndarray) -> float:
+    """Share of true vertebra voxels in the unit that holds most of their vertebra, each unit
+    serving one vertebra."""
+    used, right = set(), 0
+    for label in (v for v in np.unique(truth) if v):
+        values, counts = np.unique(units[truth == label], return_counts=True)
+        best = int(values[np.argmax(counts)])
+        assert best and best not in used, (label, values, counts)
+        used.add(best)
+        right += int(counts.max())
+    return right / int((truth > 0).sum())
+
+
+def test_bodies_joined_in_the_vertebra_call_are_cut_at_the_discs() -> None:
+    vertebra, body_probability, truth = spine()
+    units = body_units(vertebra, body_probability, SPACING)
+    assert len(np.unique(units)) - 1 == 5
+    assert agreement(units, truth) > 0.95
+
+
+def test_a_curved_spine_is_cut_along_its_centre_line() -> None:
+    vertebra, body_probability, truth = spine(shift=2.0)  # 30 mm forward over five levels
+    units = body_units(vertebra, body_probability, SPACING)
+    assert len(np.unique(units)) - 1 == 5
+    assert agreement(units, truth) > 0.95
+    line = centre_line(body_probability, np.array(SPACING))
+    assert line is not None and line[0, 1] > line[-1, 1] + 15  # forward towards the feet
+
+
+def test_posterior_elements_join_the_body_their_pedicle_reaches() -> None:
+    seeds = np.zeros((1, 12, 12), dtype=np.int32)
+    mask = np.zeros((1, 12, 12), dtype=bool)
+    mask[0, 0:4, :] = True  # two bodies side by side in the first rows
+    seeds[0, 0:4, 0:5], seeds[0, 0:4, 7:12] = 1, 2
+    mask[0, 4:12, 1:3] = True  # a pedicle from body 1, then an arch lying under body 2
+    mask[0, 10:12, 1:11] = True
+    grown = grow_through(seeds, mask, 30)
+    assert (grown[0, 10:12, 1:11] == 1).all()  # straight-line nearest would give body 2
+    assert (grown[~mask & (seeds == 0)] == 0).all()
+
+
+def test_no_dip_no_cut_and_shallow_dips_are_ignored() -> None:
+    flat = np.ones(200)
+    assert len(profile_cuts(flat, 1.0)) == 0
+    bumpy = 1.0 - 0.1 * (np.arange(200) % 25 == 0)  # 10 % dips: noise, not discs
+    assert len(profile_cuts(bumpy, 1.0)) == 0
+    discs = np.where(np.arange(200) % 25 < 5, 0.2, 1.0)
+    assert len(profile_cuts(discs, 1.0)) == 7
+
+
+def test_given_units_are_named_as_a_sequence_and_split_bodies_merged() -> None:
+    units = np.zeros((4, 4, 40), dtype=np.int32)
+    for number, z in enumerate((30, 20, 14, 5), start=1):  # unit 1 at the top
+        units[:, :, z : z + 5] = number
+    voxels = np.nonzero(units)
+    probabilities = np.zeros((len(VERTEBRA_LABELS), len(voxels[0])), dtype=np.float32)
+    evidence = {1: L1, 2: L2, 3: L2, 4: L3}  # units 2 and 3: one vertebra cut in two
+    for number, level in evidence.items():
+        probabilities[VERTEBRA_LABELS.index(level), units[voxels] == number] = 0.8
+        probabilities[0, units[voxels] == number] = 0.2
+    labels, confidence = name_units(units, probabilities, VERTEBRA_LABELS)
+    assert [int(labels[0, 0, z]) for z in (32, 22, 16, 7)] == [L1, L2, L2, L3]
+    assert set(confidence) == {L1, L2, L3}
+    assert abs(confidence[L2] - 0.8) < 1e-6
