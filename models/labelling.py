@@ -7,7 +7,8 @@ ordered along the spine (head to feet), and the Viterbi algorithm picks the most
 sequence of levels for them under the anatomy:
 
 * levels follow the VerSe order C1..C7, T1..T12, [T13], L1..L5, [L6], sacrum, head to feet;
-  T13 and L6 are optional (transitional anatomy), so T12 -> L1 and L5 -> S cost nothing;
+  T13 and L6 are optional (transitional anatomy), so T12 -> L1 and L5 -> S cost nothing,
+  and naming a unit T13 or L6 costs their rarity (``OPTIONAL_VISIT_COST``);
 * a skipped level costs ``SKIP_COST`` (a vertebra the network missed); two units in a row
   may share a level at ``SPLIT_COST`` (one vertebra cut in two), and they are merged;
 * each unit's evidence is its mean probability per level, split into region (cervical,
@@ -33,11 +34,14 @@ from scipy import ndimage
 # VerSe labels in head-to-feet order; T13 (28) sits between T12 (19) and L1 (20).
 SEQUENCE: tuple[int, ...] = (*range(1, 20), 28, *range(20, 26), 26)
 OPTIONAL = frozenset({28, 25})  # T13 and L6 may be absent without a penalty
+# ... and are there at the cost of their rarity (-log prevalence: T13 about 2 %, L6 about
+# 6 %), so a sequence one short of evidence is not completed with an L6 above the sacrum
+OPTIONAL_VISIT_COST = {28: 3.9, 25: 2.8}
 SKIP_COST = 4.0
 SPLIT_COST = 1.5
 # Units made from the outline's bodies are rarely half a vertebra: two of whole size share a
 # level only at this cost (a merge of two real vertebrae under one name shifts the rest).
-BODY_UNIT_SPLIT_COST = 6.0
+BODY_UNIT_SPLIT_COST = 10.0
 WHOLE_UNIT = 0.6
 # A piece smaller than this is a fragment, not a vertebra (a C3 is about 8 cm3, body and arch).
 MIN_UNIT_MM3 = 1500.0
@@ -239,7 +243,7 @@ def _transition_costs() -> NDArray[np.float64]:
         cost[a, a] = SPLIT_COST
         skipped = 0.0
         for b in range(a + 1, m):
-            cost[a, b] = skipped
+            cost[a, b] = skipped + OPTIONAL_VISIT_COST.get(SEQUENCE[b], 0.0)
             if SEQUENCE[b] not in OPTIONAL:
                 skipped += SKIP_COST
     return cost

@@ -96,8 +96,8 @@ def test_no_dip_no_cut_and_shallow_dips_are_ignored() -> None:
 
 def test_given_units_are_named_as_a_sequence_and_split_bodies_merged() -> None:
     units = np.zeros((4, 4, 40), dtype=np.int32)
-    for number, z in enumerate((30, 20, 14, 5), start=1):  # unit 1 at the top
-        units[:, :, z : z + 5] = number
+    for number, (z, height) in enumerate(((30, 6), (20, 2), (17, 2), (5, 6)), start=1):
+        units[:, :, z : z + height] = number  # unit 1 at the top; 2 and 3 half a vertebra
     voxels = np.nonzero(units)
     probabilities = np.zeros((len(VERTEBRA_LABELS), len(voxels[0])), dtype=np.float32)
     evidence = {1: L1, 2: L2, 3: L2, 4: L3}  # units 2 and 3: one vertebra cut in two
@@ -105,6 +105,15 @@ def test_given_units_are_named_as_a_sequence_and_split_bodies_merged() -> None:
         probabilities[VERTEBRA_LABELS.index(level), units[voxels] == number] = 0.8
         probabilities[0, units[voxels] == number] = 0.2
     labels, confidence = name_units(units, probabilities, VERTEBRA_LABELS)
-    assert [int(labels[0, 0, z]) for z in (32, 22, 16, 7)] == [L1, L2, L2, L3]
+    assert [int(labels[0, 0, z]) for z in (32, 20, 17, 7)] == [L1, L2, L2, L3]
     assert set(confidence) == {L1, L2, L3}
     assert abs(confidence[L2] - 0.8) < 1e-6
+    units[:, :, 14:20] = 3  # a whole vertebra below a whole vertebra: not merged
+    units[:, :, 20:26] = 2
+    voxels = np.nonzero(units)
+    probabilities = np.zeros((len(VERTEBRA_LABELS), len(voxels[0])), dtype=np.float32)
+    for number, level in {1: L1, 2: L2, 3: L2, 4: L3}.items():
+        probabilities[VERTEBRA_LABELS.index(level), units[voxels] == number] = 0.8
+        probabilities[0, units[voxels] == number] = 0.2
+    labels, _ = name_units(units, probabilities, VERTEBRA_LABELS)
+    assert len({int(labels[0, 0, z]) for z in (32, 22, 16, 7)}) == 4

@@ -56,6 +56,15 @@ def test_a_global_off_by_one_follows_the_strong_anchor() -> None:
     assert names_top_down(labels) == [T12, L1, L2, L3, 23, 24, S]
 
 
+def test_an_l6_needs_evidence_the_sacrum_counts_up_from() -> None:
+    # Five lumbar bodies above the sacrum, the first leaning to L2: L2-L6 would fit the
+    # evidence a little better, but six lumbar vertebrae are rare (about 6 %).
+    lumbar = [{L1: 0.3, L2: 0.5}, {L2: 0.45, L3: 0.45}, {L3: 0.45, 23: 0.45}]
+    probs = column([*lumbar, {23: 0.45, 24: 0.45}, {24: 0.45, 25: 0.45}, {S: 0.95}])
+    labels, _ = contiguous_labels(probs, VERTEBRA_LABELS)
+    assert names_top_down(labels) == [L1, L2, L3, 23, 24, S]
+
+
 def test_specks_are_dropped() -> None:
     probs = column([{T12: 0.9}, {L1: 0.9}])
     probs[:, 0, 0, 0] = 0.0
