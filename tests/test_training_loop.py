@@ -74,7 +74,9 @@ def test_unknown_training_key_is_an_error_naming_it(tmp_path: Path) -> None:
         parse_training_config(data)
 
 
-@pytest.mark.parametrize("name", ["segmenter", "segmenter_gpu", "outline", "grader", "grader_gpu"])
+@pytest.mark.parametrize(
+    "name", ["segmenter", "segmenter_gpu", "outline", "outline_gpu", "grader", "grader_gpu"]
+)
 def test_shipped_training_configs_are_valid(name: str) -> None:
     path = Path(__file__).resolve().parents[1] / "configs" / "training" / f"{name}.yaml"
     config = load_training_config(path)
