@@ -66,10 +66,12 @@ NOT_MEASURED_LABELS = frozenset({26})  # sacrum
 BORDER_MM = 3.0  # a vertebra this close to the image border is cut (see the module docstring)
 REFINE_ITERATIONS = 2
 MAX_SECTION_TURN_DEG = 20.0
-WALL_MIN_FRACTION = 0.5  # columns lower than this share of the central ones: corner
+WALL_MIN_FRACTION = 0.25  # columns lower than this share of the central ones: corner
 # behind, the posterior wall (upright in wedge and biconcave fractures, lowered with the rest
 # of the body in a crush) is where the columns reach this share
 POSTERIOR_WALL_MIN_FRACTION = 0.6
+ROUNDED_CORNER_FRACTION = 0.5  # in front, a rounded corner ends where columns reach this
+ROUNDING_MM = 4.0  # ... within this depth; a longer low front is the body's own (a wedge)
 
 
 @dataclass(frozen=True)
@@ -462,16 +464,23 @@ def _body_depth(frame: VertebraFrame, sampler: _MaskSampler) -> tuple[float, flo
         return None
     gaps = np.flatnonzero(np.diff(occupied) * step > RUN_GAP_MM)
     first, last = int(occupied[0]), int(occupied[gaps[0]] if gaps.size else occupied[-1])
-    # Rounded corners and a bulging wall are not the body's depth: the body starts where its
-    # columns reach half the typical height of its central columns, and ends where they reach
-    # POSTERIOR_WALL_MIN_FRACTION of it (with a quarter, the soft corners of a network's
-    # segmentation were the body, and a posterior height measured on them read as a crush).
+    # Rounded corners and a bulging wall are not the body's depth. The body starts where its
+    # columns reach a quarter of the typical height of its central columns, or half of it
+    # when the columns in between span at most ROUNDING_MM (a rounded corner, as a network's
+    # segmentation draws one; a longer low front is a collapsed one: a severe wedge). It ends
+    # where they reach POSTERIOR_WALL_MIN_FRACTION of it (with a quarter, the soft back corners
+    # of a network's segmentation were the body, and a posterior height measured on them read
+    # as a crush).
     centre = np.median(column_heights[first + (last - first) // 4 : last - (last - first) // 4 + 1])
     run = column_heights[first : last + 1]
     front = np.flatnonzero(run >= WALL_MIN_FRACTION * centre)
+    rounded = np.flatnonzero(run >= ROUNDED_CORNER_FRACTION * centre)
     back = np.flatnonzero(run >= POSTERIOR_WALL_MIN_FRACTION * centre)
     if front.size and back.size:
-        first, last = first + int(front[0]), first + int(back[-1])
+        start = int(front[0])
+        if rounded.size and (int(rounded[0]) - start) * step <= ROUNDING_MM:
+            start = int(rounded[0])
+        first, last = first + start, first + int(back[-1])
     return (float(u[first] - step / 2), float(u[last] + step / 2))
 
 
