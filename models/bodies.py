@@ -14,14 +14,17 @@ body met per millimetre of the spine's centre line dips at every disc. Here:
    curve is still one dip);
 3. the *cuts*: the profile's dips deeper than MIN_DIP of the local peak (DIP_WINDOW_MM around
    it), at least MIN_BODY_MM apart, and the deepest dip inside any interval LONG_INTERVAL
-   times as long as its neighbours (two bodies, their disc blurred); the body voxels between
-   two cuts are one unit;
+   times as long as its neighbours (two bodies, their disc blurred), less the shallower cut
+   of any interval SHORT_INTERVAL times as short (a dip inside a body); the body voxels
+   between two cuts are one unit;
 4. each unit grows through the outline's vertebra call, one voxel a step (at twice the
    outline spacing), so the posterior elements join the body their pedicles reach first (a
    geodesic, not a straight-line, nearest body: facet joints touch the next vertebra's arch,
    and a thoracic spinous process reaches down beside the next body);
-5. vertebra left unreached (a vertebra whose body the outline missed) is a unit of its own
-   when at least MIN_UNIT_MM3, and dropped when smaller.
+5. vertebra left unreached of at least MIN_UNIT_MM3 joins the unit whose body spans its
+   position along the centre line (within ORPHAN_REACH_MM: a transverse process or an arch
+   the growth did not reach), or is a unit of its own where no body is (a vertebra whose
+   body the outline missed); smaller pieces are dropped.
 
 Finding vertebrae from the body profile along the spine curve is the classic way (the
 vertebra-localisation literature before the CNNs); here it turns the outline into instances
@@ -44,7 +47,9 @@ MIN_DIP = 0.3  # a cut where the profile falls this far below its local peak
 DIP_WINDOW_MM = 50.0
 MIN_BODY_MM = 7.0  # cuts closer than this are one disc (a C3 body is about 12 mm high)
 LONG_INTERVAL = 1.6  # a unit this much longer than its neighbours holds two bodies
+SHORT_INTERVAL = 0.5  # ... and one this much shorter is part of a body
 GROWTH_LIMIT_MM = 90.0  # a spinous process tip is at most this far from its body
+ORPHAN_REACH_MM = 5.0  # a detached piece this far along the spine from a body joins it
 _CROSS = ndimage.generate_binary_structure(3, 1)
 _CUBE = np.ones((3, 3, 3), dtype=bool)
 
@@ -61,9 +66,11 @@ def body_units(
     weight = np.where(vertebra, body_probability, 0.0).astype(np.float32)
     line = centre_line(weight, spacing, superior_axis)
     units = np.zeros(vertebra.shape, dtype=np.int32)
+    tree, span, reach = None, {}, 0.0
     if line is not None:
         found = np.nonzero(weight > BODY_THRESHOLD)
-        distance, position = cKDTree(line).query(np.stack(found, axis=1) * spacing)
+        tree = cKDTree(line)
+        distance, position = tree.query(np.stack(found, axis=1) * spacing)
         near = distance <= BODY_RADIUS_MM
         position, found = position[near], tuple(axis[near] for axis in found)
         step = float(np.median(np.linalg.norm(np.diff(line, axis=0), axis=1)))
@@ -71,16 +78,40 @@ def body_units(
         cuts = profile_cuts(profile.astype(np.float64), step)
         interval = np.searchsorted(cuts, position) + 1
         units[found] = interval
+        span = {
+            int(i): (int(position[interval == i].min()), int(position[interval == i].max()))
+            for i in np.unique(interval)
+        }
+        reach = ORPHAN_REACH_MM / step
     voxel_mm3 = float(np.prod(spacing))
     units = _drop_small(units, MIN_UNIT_MM3 / 8.0 / voxel_mm3)  # a body is a fraction of it
     units = _grow_coarse(units, vertebra, int(np.ceil(GROWTH_LIMIT_MM / (2 * spacing.min()))))
     orphans, count = ndimage.label(vertebra & (units == 0), structure=_CUBE)
     if count:
         sizes = np.bincount(orphans.ravel())
-        big = np.flatnonzero(sizes * voxel_mm3 >= MIN_UNIT_MM3)
-        big = big[big > 0]
         lookup = np.zeros(count + 1, dtype=np.int32)
-        lookup[big] = np.arange(1, len(big) + 1) + int(units.max(initial=0))
+        held = set(np.unique(units).tolist())
+        fresh = int(units.max(initial=0))
+        for piece in np.flatnonzero(sizes * voxel_mm3 >= MIN_UNIT_MM3):
+            if piece == 0:
+                continue
+            # A piece at the level of a body already found is part of a vertebra (a
+            # transverse process or an arch the growth did not reach); elsewhere it is a
+            # vertebra whose body the outline missed.
+            level = 0
+            if tree is not None:
+                at = tree.query(np.argwhere(orphans == piece).mean(axis=0) * spacing)[1]
+                beside = [
+                    (abs(at - (lo + hi) / 2), unit)
+                    for unit, (lo, hi) in span.items()
+                    if unit in held and lo - reach <= at <= hi + reach
+                ]
+                level = min(beside)[1] if beside else 0
+            if level:
+                lookup[piece] = level
+            else:
+                fresh += 1
+                lookup[piece] = fresh
         units = np.where(units > 0, units, lookup[orphans])
     return _renumber(units)
 
@@ -125,14 +156,24 @@ def profile_cuts(profile: NDArray[np.float64], step_mm: float) -> NDArray[np.int
 def _split_long(cuts: list[int], relative: NDArray[np.float64]) -> NDArray[np.intp]:
     """Cut an interval LONG_INTERVAL times as long as the (up to four) intervals around it at
     its deepest inner dip (in its middle half; at its middle when the profile has none
-    there): two bodies whose disc dipped less than MIN_DIP. The first and last intervals
+    there): two bodies whose disc dipped less than MIN_DIP. Join an interval shorter than
+    SHORT_INTERVAL times theirs to a neighbour, across the shallower of its two cuts (a dip
+    inside a body: an end-plate depression, a fracture line). The first and last intervals
     (cut by the field of view, or the sacrum) are not judged."""
     while True:
         bounds = [0, *cuts, len(relative)]
         lengths = np.diff(bounds)
         for i in range(1, len(lengths) - 1):
             around = [lengths[j] for j in (i - 2, i - 1, i + 1, i + 2) if 0 < j < len(lengths) - 1]
-            if not around or lengths[i] < LONG_INTERVAL * float(np.median(around)):
+            if not around:
+                continue
+            typical = float(np.median(around))
+            if lengths[i] <= SHORT_INTERVAL * typical:
+                upper, lower = cuts[i - 1], cuts[i]  # bounds[i], bounds[i + 1]
+                shallower = upper if relative[upper] > relative[lower] else lower
+                cuts = [c for c in cuts if c != shallower]
+                break
+            if lengths[i] < LONG_INTERVAL * typical:
                 continue
             start, stop = bounds[i], bounds[i + 1]
             margin = lengths[i] // 4

@@ -117,3 +117,20 @@ def test_given_units_are_named_as_a_sequence_and_split_bodies_merged() -> None:
         probabilities[0, units[voxels] == number] = 0.2
     labels, _ = name_units(units, probabilities, VERTEBRA_LABELS)
     assert len({int(labels[0, 0, z]) for z in (32, 22, 16, 7)}) == 4
+
+
+def test_a_detached_piece_joins_the_vertebra_at_its_level_and_a_bodiless_one_stands() -> None:
+    vertebra, body_probability, truth = spine()
+    depth = vertebra.shape[2]
+    pad = np.zeros((vertebra.shape[0], vertebra.shape[1], 30), dtype=bool)
+    vertebra = np.concatenate([pad, vertebra], axis=2)  # room below the last body
+    body_probability = np.concatenate([pad.astype(np.float32), body_probability], axis=2)
+    truth = np.concatenate([pad.astype(np.int32), truth], axis=2)
+    level = 30 + depth - 4 - 2 * 20 - 8  # the middle of the third body
+    piece = (slice(33, 40), slice(30, 40), slice(level - 4, level + 4))  # 7 x 10 x 8, apart
+    vertebra[piece], truth[piece] = True, 3
+    bodiless = (slice(12, 28), slice(20, 40), slice(5, 20))  # an arch-like block, no body
+    vertebra[bodiless], truth[bodiless] = True, 6
+    units = body_units(vertebra, body_probability, SPACING)
+    assert len(np.unique(units)) - 1 == 6
+    assert agreement(units, truth) > 0.95
