@@ -160,9 +160,10 @@ def _split_long(cuts: list[int], relative: NDArray[np.float64]) -> NDArray[np.in
     SHORT_INTERVAL times theirs to a neighbour, across the shallower of its two cuts (a dip
     inside a body: an end-plate depression, a fracture line). The first and last intervals
     (cut by the field of view, or the sacrum) are not judged."""
-    while True:
+    for _ in range(4 * (len(cuts) + 2)):  # each pass changes one cut; bounded all the same
         bounds = [0, *cuts, len(relative)]
         lengths = np.diff(bounds)
+        changed = False
         for i in range(1, len(lengths) - 1):
             around = [lengths[j] for j in (i - 2, i - 1, i + 1, i + 2) if 0 < j < len(lengths) - 1]
             if not around:
@@ -171,19 +172,29 @@ def _split_long(cuts: list[int], relative: NDArray[np.float64]) -> NDArray[np.in
             if lengths[i] <= SHORT_INTERVAL * typical:
                 upper, lower = cuts[i - 1], cuts[i]  # bounds[i], bounds[i + 1]
                 shallower = upper if relative[upper] > relative[lower] else lower
-                cuts = [c for c in cuts if c != shallower]
-                break
+                joined = lengths[i] + (lengths[i - 1] if shallower == upper else lengths[i + 1])
+                if joined < LONG_INTERVAL * typical:
+                    cuts = [c for c in cuts if c != shallower]
+                    changed = True
+                    break
             if lengths[i] < LONG_INTERVAL * typical:
                 continue
             start, stop = bounds[i], bounds[i + 1]
             margin = lengths[i] // 4
             inner = relative[start + margin : stop - margin]
             dips, _ = signal.find_peaks(-inner)
-            cut = int(dips[np.argmin(inner[dips])]) if dips.size else len(inner) // 2
-            cuts = sorted([*cuts, start + margin + cut])
+            cut = (
+                start
+                + margin
+                + (int(dips[np.argmin(inner[dips])]) if dips.size else len(inner) // 2)
+            )
+            if min(cut - start, stop - cut) > SHORT_INTERVAL * typical:
+                cuts = sorted([*cuts, cut])
+                changed = True
+                break
+        if not changed:
             break
-        else:
-            return np.asarray(cuts, dtype=np.intp)
+    return np.asarray(cuts, dtype=np.intp)
 
 
 def _drop_small(units: NDArray[np.int32], min_voxels: float) -> NDArray[np.int32]:

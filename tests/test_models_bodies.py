@@ -134,3 +134,14 @@ def test_a_detached_piece_joins_the_vertebra_at_its_level_and_a_bodiless_one_sta
     units = body_units(vertebra, body_probability, SPACING)
     assert len(np.unique(units)) - 1 == 6
     assert agreement(units, truth) > 0.95
+
+
+def test_uneven_intervals_settle() -> None:
+    """Splitting long intervals and joining short ones cannot undo each other forever."""
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        profile = np.ones(300)
+        for cut in np.sort(rng.choice(np.arange(5, 295), size=12, replace=False)):
+            profile[cut - 1 : cut + 2] = rng.uniform(0.0, 0.6)
+        cuts = profile_cuts(profile, 1.0)
+        assert np.all(np.diff(cuts) > 0)
