@@ -92,15 +92,15 @@ def body_units(
         lookup = np.zeros(count + 1, dtype=np.int32)
         held = set(np.unique(units).tolist())
         fresh = int(units.max(initial=0))
-        for piece in np.flatnonzero(sizes * voxel_mm3 >= MIN_UNIT_MM3):
-            if piece == 0:
-                continue
+        big = [int(p) for p in np.flatnonzero(sizes * voxel_mm3 >= MIN_UNIT_MM3) if p > 0]
+        centres = ndimage.center_of_mass(orphans > 0, orphans, big)
+        for piece, centre in zip(big, centres, strict=True):
             # A piece at the level of a body already found is part of a vertebra (a
             # transverse process or an arch the growth did not reach); elsewhere it is a
             # vertebra whose body the outline missed.
             level = 0
             if tree is not None:
-                at = tree.query(np.argwhere(orphans == piece).mean(axis=0) * spacing)[1]
+                at = tree.query(np.asarray(centre) * spacing)[1]
                 beside = [
                     (abs(at - (lo + hi) / 2), unit)
                     for unit, (lo, hi) in span.items()
