@@ -73,7 +73,11 @@ def body_units(
         distance, position = tree.query(np.stack(found, axis=1) * spacing)
         near = distance <= BODY_RADIUS_MM
         position, found = position[near], tuple(axis[near] for axis in found)
-        step = float(np.median(np.linalg.norm(np.diff(line, axis=0), axis=1)))
+        step = (
+            float(np.median(np.linalg.norm(np.diff(line, axis=0), axis=1)))
+            if len(line) > 1
+            else float(spacing[superior_axis])
+        )
         profile = np.bincount(position, weights=weight[found], minlength=len(line))
         cuts = profile_cuts(profile.astype(np.float64), step)
         interval = np.searchsorted(cuts, position) + 1
@@ -148,7 +152,7 @@ def profile_cuts(profile: NDArray[np.float64], step_mm: float) -> NDArray[np.int
     peak = ndimage.maximum_filter1d(smooth, window)
     relative = smooth / np.maximum(peak, 1e-9)
     cuts, _ = signal.find_peaks(
-        -relative, prominence=MIN_DIP, distance=max(1, int(MIN_BODY_MM / step_mm))
+        -relative, prominence=MIN_DIP, distance=max(1, int(np.ceil(MIN_BODY_MM / step_mm)))
     )
     return _split_long(list(cuts), relative)
 
@@ -160,7 +164,11 @@ def _split_long(cuts: list[int], relative: NDArray[np.float64]) -> NDArray[np.in
     SHORT_INTERVAL times theirs to a neighbour, across the shallower of its two cuts (a dip
     inside a body: an end-plate depression, a fracture line). The first and last intervals
     (cut by the field of view, or the sacrum) are not judged."""
+    seen: set[tuple[int, ...]] = set()
     for _ in range(4 * (len(cuts) + 2)):  # each pass changes one cut; bounded all the same
+        if tuple(cuts) in seen:
+            break  # a split and a join undoing each other: stop where the cycle began
+        seen.add(tuple(cuts))
         bounds = [0, *cuts, len(relative)]
         lengths = np.diff(bounds)
         changed = False
@@ -213,7 +221,9 @@ def _grow_coarse(
     grown = grow_through(units[::2, ::2, ::2], mask[::2, ::2, ::2], steps)
     index = np.ix_(*(np.arange(n) // 2 for n in units.shape))
     out: NDArray[np.int32] = np.where(units > 0, units, np.where(mask, grown[index], 0))
-    return out.astype(np.int32)
+    # voxels whose coarse parent lies outside the mask: up to three full-resolution steps
+    # (one per axis along which the voxel's index is odd)
+    return grow_through(out.astype(np.int32), mask, 3)
 
 
 def grow_through(seeds: NDArray[Label], mask: NDArray[np.bool_], steps: int) -> NDArray[Label]:

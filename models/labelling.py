@@ -207,7 +207,8 @@ def _viterbi(units: list[Unit], whole_split_cost: float = SPLIT_COST) -> list[in
     whole = sizes >= WHOLE_UNIT * local
     move = _transition_costs()
     split = np.diag(np.full(m, whole_split_cost - SPLIT_COST))
-    score = emit[0].copy()
+    visit = np.array([OPTIONAL_VISIT_COST.get(level, 0.0) for level in SEQUENCE])
+    score = emit[0] - visit  # a first unit named T13 or L6 pays their rarity too
     back = np.zeros((n, m), dtype=np.int64)
     for i in range(1, n):
         step = move + split if whole[i - 1] and whole[i] else move

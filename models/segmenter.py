@@ -311,7 +311,7 @@ def _box(mask: NDArray[np.bool_], shape: tuple[int, ...], margin: int) -> tuple[
 def _without_specks(mask: NDArray[np.bool_], min_voxels: float) -> NDArray[np.bool_]:
     """``mask`` without its 26-connected pieces smaller than ``min_voxels``."""
     pieces, count = ndimage.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
-    if count < 2:
+    if count == 0:
         return mask
     keep = np.bincount(pieces.ravel()) >= min_voxels
     keep[0] = False

@@ -8,7 +8,8 @@ of the body's antero-posterior depth measured from its anterior surface.
 How it is measured (all in LPS millimetres through ``Volume.affine``, so anisotropic voxels
 and any orientation work alike):
 
-1. **Body**: voxels of the sub-region map equal to 1 (vertebral body) when one is given;
+1. **Body**: voxels of the sub-region map equal to 1 (vertebral body) when one is given,
+   its largest face-connected piece;
    otherwise the voxels within the body's depth, found on a first mid-sagittal section
    (through the whole vertebra's centroid, patient posterior direction): the first run of
    columns from the anterior side, which the spinal canal ends.
@@ -25,11 +26,15 @@ and any orientation work alike):
    (``scipy.ndimage.map_coordinates``, threshold 0.5) on planes at -2, -1, 0, 1, 2 mm.
 4. **Depth**: the first run of occupied columns from the anterior side on the slab mean (the
    canal separates the body from the arch on the midline), trimmed at each end to the
-   columns at least WALL_MIN_FRACTION as tall as the central half's median: a rounded
-   corner or a wall bulging at mid-height (seen on real L5s) does not move the 10 % column
-   into the rounding. **Heights**: the extent along
-   the superior axis between the first and last threshold crossings at 10 / 50 / 90 % of the
-   depth, sub-voxel by linear interpolation of the crossings; the median over the planes.
+   columns at least WALL_MIN_FRACTION as tall as the central half's median, and further to
+   ROUNDED_CORNER_FRACTION (front) / POSTERIOR_WALL_MIN_FRACTION (back) where the columns
+   below that span at most ROUNDING_MM: a rounded corner (a network's segmentation draws
+   them) or a wall bulging at mid-height (real L5s) does not move a column into the
+   rounding, while the long low front of a wedge stays. **Heights**: the extent along the
+   superior axis of the column's longest run inside the body (runs apart by at most
+   MAX_HOLE_MM joined) at 10 / 50 / 90 % of the depth, sub-voxel by linear interpolation of
+   the crossings; the median over the planes. Hp is the tallest of the 80 / 85 / 90 %
+   columns when the 90 % one falls sharply (SHARP_DROP) from the 80 % one.
 5. **Centroid** (``centroid_mm``): the vertebral body's, as VerSe centroids are.
 
 A vertebra whose mask comes within BORDER_MM of the image border (or touches it) is cut by the
@@ -54,9 +59,12 @@ log = logging.getLogger(__name__)
 
 HEIGHT_FRACTIONS = {"anterior": 0.10, "middle": 0.50, "posterior": 0.90}
 # The posterior wall is the reference height and is upright in wedge and biconcave fractures
-# (lowered with the rest of the body in a crush): its height is the tallest column over the
-# back fifth, so a segmentation whose back corners are rounded is not read as a crush.
+# (lowered with the rest of the body in a crush): where the 90 % column falls below SHARP_DROP
+# of the 80 % one (a segmentation's rounded back corner, not a sloping back), Hp is the
+# tallest of the columns at these fractions, so the rounding is not read as a crush.
 POSTERIOR_WALL_FRACTIONS = (0.80, 0.85, 0.90)
+SHARP_DROP = 0.75
+MAX_HOLE_MM = 3.0  # a gap in a column up to this long is a hole in the body, not a disc
 SLAB_OFFSETS_MM = (-2.0, -1.0, 0.0, 1.0, 2.0)  # planes averaged around the midline
 MIN_VERTEBRA_VOLUME_MM3 = 1000.0  # smaller labels are fragments: incomplete
 SECTION_HALF_WIDTH_MM = 60.0
@@ -67,11 +75,10 @@ BORDER_MM = 3.0  # a vertebra this close to the image border is cut (see the mod
 REFINE_ITERATIONS = 2
 MAX_SECTION_TURN_DEG = 20.0
 WALL_MIN_FRACTION = 0.25  # columns lower than this share of the central ones: corner
-# behind, the posterior wall (upright in wedge and biconcave fractures, lowered with the rest
-# of the body in a crush) is where the columns reach this share
+# behind, a rounded corner ends where the columns reach this share (within ROUNDING_MM)
 POSTERIOR_WALL_MIN_FRACTION = 0.6
 ROUNDED_CORNER_FRACTION = 0.5  # in front, a rounded corner ends where columns reach this
-ROUNDING_MM = 4.0  # ... within this depth; a longer low front is the body's own (a wedge)
+ROUNDING_MM = 4.0  # ... within this depth; a longer low end is the body's own (a wedge)
 
 
 @dataclass(frozen=True)
@@ -399,7 +406,11 @@ def _measure_heights(
             (_column_height(frame, sampler, anterior_u + f * depth), anterior_u + f * depth)
             for f in candidates
         ]
-        (height, span), u = max(measured, key=lambda item: item[0][0])
+        # the posterior wall: the 90 % column, unless it falls sharply from the 80 % one (a
+        # rounded corner, not a sloping back): then the tallest of the back columns
+        (height, span), u = measured[-1]
+        if len(measured) > 1 and height < SHARP_DROP * measured[0][0][0]:
+            (height, span), u = max(measured, key=lambda item: item[0][0])
         heights[name] = height
         if span is not None:
             for end, v in zip(("inferior", "superior"), span, strict=True):
@@ -477,10 +488,12 @@ def _body_depth(frame: VertebraFrame, sampler: _MaskSampler) -> tuple[float, flo
     rounded = np.flatnonzero(run >= ROUNDED_CORNER_FRACTION * centre)
     back = np.flatnonzero(run >= POSTERIOR_WALL_MIN_FRACTION * centre)
     if front.size and back.size:
-        start = int(front[0])
+        start, end = int(front[0]), int(front[-1])
         if rounded.size and (int(rounded[0]) - start) * step <= ROUNDING_MM:
             start = int(rounded[0])
-        first, last = first + start, first + int(back[-1])
+        if (end - int(back[-1])) * step <= ROUNDING_MM:
+            end = int(back[-1])
+        first, last = first + start, first + end
     return (float(u[first] - step / 2), float(u[last] + step / 2))
 
 
@@ -506,13 +519,15 @@ def _column_height(
 
 
 def _crossings(v: NDArray[np.float64], values: NDArray[np.float64]) -> tuple[float, float] | None:
-    """Where the column's longest run inside the mask starts and ends (interpolated): a
-    piece of the next body that a segmentation joined across the disc is not this body's
-    height."""
+    """Where the column's longest run inside the mask starts and ends (interpolated), runs
+    apart by at most MAX_HOLE_MM counting as one: a piece of the next body that a
+    segmentation joined across the disc is not this body's height, a hole in the body's
+    mask (low-density bone, the basivertebral foramen) does not halve it."""
     inside = np.flatnonzero(values >= 0.5)
     if inside.size == 0:
         return None
-    breaks = np.flatnonzero(np.diff(inside) > 1)
+    step = float(v[1] - v[0]) if v.size > 1 else 1.0
+    breaks = np.flatnonzero(np.diff(inside) * step > MAX_HOLE_MM)  # holes are not gaps
     starts = np.concatenate([[0], breaks + 1])
     stops = np.concatenate([breaks, [inside.size - 1]])
     longest = int(np.argmax(inside[stops] - inside[starts]))

@@ -145,3 +145,15 @@ def test_uneven_intervals_settle() -> None:
             profile[cut - 1 : cut + 2] = rng.uniform(0.0, 0.6)
         cuts = profile_cuts(profile, 1.0)
         assert np.all(np.diff(cuts) > 0)
+        again = profile_cuts(profile, 1.0)
+        assert np.array_equal(cuts, again)
+
+
+def test_an_odd_shift_leaves_no_vertebra_voxel_unlabelled() -> None:
+    vertebra, body_probability, truth = spine()
+    vertebra = np.roll(vertebra, 1, axis=(0, 1, 2))  # nothing on the even half-grid only
+    body_probability = np.roll(body_probability, 1, axis=(0, 1, 2))
+    truth = np.roll(truth, 1, axis=(0, 1, 2))
+    units = body_units(vertebra, body_probability, SPACING)
+    assert not (vertebra & (units == 0)).any()
+    assert agreement(units, truth) > 0.95

@@ -100,14 +100,14 @@ def test_largest_component_per_label_drops_islands() -> None:
 
 def test_decode_maps_classes_to_verse_labels() -> None:
     logits = torch.zeros((1, len(VERTEBRA_LABELS) + 3, 4, 4, 4))
-    logits[0, VERTEBRA_LABELS.index(28), :2] = 5.0  # T13
+    logits[0, VERTEBRA_LABELS.index(28), :2] = 10.0  # T13, sure (it is rare)
     logits[0, 0, 2:] = 5.0  # background
     logits[0, len(VERTEBRA_LABELS) + 2, :2] = 5.0  # posterior elements
     result = decode_segmentation(logits, model_spacing_mm=(10.0, 10.0, 10.0))  # 32 cm3
     vertebrae, subregions, confidence = result.vertebrae, result.subregions, result.confidence
     assert set(np.unique(vertebrae)) == {0, 28}
     assert (subregions[:2] == 2).all() and (subregions[2:] == 0).all()
-    expected = np.exp(5.0) / (np.exp(5.0) + len(VERTEBRA_LABELS) - 1)
+    expected = np.exp(10.0) / (np.exp(10.0) + len(VERTEBRA_LABELS) - 1)
     assert confidence[28] == pytest.approx(expected, rel=1e-5), confidence
 
 

@@ -255,4 +255,25 @@ def test_the_expected_posterior_height_is_the_median_of_neighbours_two_levels_aw
     assert levels_apart(19, 20) == 1 and levels_apart(19, 28) == 1 and levels_apart(18, 20) == 2
     normal = Heights(anterior=19.0, middle=18.5, posterior=19.5)
     assert grade_vertebra("T6", normal, [19.0, 39.0]).genant_grade >= GenantGrade.MODERATE
-    assert grade_vertebra("T6", normal, [18.5, 19.0, 39.0, 20.0]).genant_grade == 0
+    assert grade_vertebra("T6", normal, [19.0, 19.5, 20.0, 45.0]).genant_grade == 0  # mean: 1
+
+
+def test_a_hole_in_the_body_mask_does_not_halve_a_height() -> None:
+    labels, sub, affine = _upright_normal_stack()
+    body = np.argwhere((labels == 20) & (sub == 1))
+    centre = body.mean(axis=0)
+    hole = np.linalg.norm((np.indices(labels.shape).T - centre).T * 0.5, axis=0) <= 1.25
+    labels[hole], sub[hole] = 0, 0  # a 2.5 mm hole in the middle of the body (MAX_HOLE_MM 3)
+    heights = _middle_heights(labels, sub, affine)
+    assert abs(heights.middle - 26.0) < 1.0, heights
+
+
+def test_a_low_posterior_wall_is_measured_not_trimmed() -> None:
+    """A body whose back is lower than its front (posterior loss): the back is not a
+    rounded corner to skip."""
+    stack = (BodyShape(19, 25.0, 26.0), BodyShape(20, 26.0, 12.0), BodyShape(21, 27.0, 27.0))
+    labels, sub, affine = spine_label_map(stack, (0.5, 0.5, 0.5))
+    heights = _middle_heights(labels, sub, affine)
+    truth = stack[1].heights
+    for name in ("anterior", "middle", "posterior"):
+        assert abs(getattr(heights, name) - truth[name]) < 1.0, (heights, truth)
