@@ -68,19 +68,16 @@ def contiguous_labels(
     class_labels: tuple[int, ...],
     superior_axis: int = 2,
     voxel_mm3: float = 27.0,
-    foreground: NDArray[np.bool_] | None = None,
 ) -> tuple[NDArray[np.uint8], dict[int, float]]:
     """Relabel the level guesses in ``probabilities`` (C, X, Y, Z; class 0 = background) as a
     contiguous vertebra sequence; returns the VerSe label map and each label's confidence
     (its mean probability inside the vertebra).
 
     ``class_labels[c]`` is the VerSe label of channel ``c``; ``superior_axis`` is the array
-    axis pointing to the head (RAS+ arrays: axis 2); ``voxel_mm3`` the volume of one voxel;
-    ``foreground`` which voxels are vertebra, when a finer model (the outline) says so."""
+    axis pointing to the head (RAS+ arrays: axis 2); ``voxel_mm3`` the volume of one voxel."""
     # A voxel is vertebra when the levels together outweigh the background, even if no
     # single level does; it then takes its most probable level.
-    if foreground is None:
-        foreground = probabilities[0] < 0.5
+    foreground = probabilities[0] < 0.5
     best = np.zeros(foreground.shape, dtype=np.intp)
     inside = np.nonzero(foreground)  # a few percent of the grid: the argmax only there
     best[inside] = probabilities[1:, inside[0], inside[1], inside[2]].argmax(axis=0) + 1

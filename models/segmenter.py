@@ -182,7 +182,6 @@ def decode_segmentation(
     model voxel."""
     vert_logits, sub_logits = split_segmenter_logits(logits.float())
     probs = torch.softmax(vert_logits[0], dim=0).numpy()
-    sub_probs = torch.softmax(sub_logits[0], dim=0).numpy()
     model_shape = probs.shape[1:]
     shape = tuple(shape or model_shape)
     vertebrae = np.zeros(shape, dtype=np.uint8)
@@ -200,15 +199,16 @@ def decode_segmentation(
         slice(max(0, int(b.start / s) - 1), min(n, int(np.ceil(b.stop / s)) + 1))
         for b, s, n in zip(model_box, scale, shape, strict=True)
     )
+    if outline is not None:
+        return _decode_outline(probs, outline(out_box), shape, model_spacing_mm, out_box)
     starts = [b.start for b in model_box]
     fine = [np.arange(b.start, b.stop) for b in out_box]
 
     def up(array: NDArray[np.floating]) -> NDArray[np.float32]:
         return upsample_linear(array[model_box], starts, fine, scale)
 
-    if outline is not None:
-        return _decode_outline(probs, outline(out_box), shape, model_spacing_mm, out_box)
     foreground = up(1.0 - probs[0]) > 0.5
+    sub_probs = torch.softmax(sub_logits[0], dim=0).numpy()  # the outline stage brings its own
     body = up(sub_probs[1] - sub_probs[2]) >= 0.0  # linear: the same as comparing both
     coarse, confidence = contiguous_labels(probs, VERTEBRA_LABELS, voxel_mm3=voxel_mm3)
     coarse = keep_largest_components(coarse)
