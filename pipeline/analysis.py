@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.grading import MAX_GRADING_STEP_MM, ModelOpinion, fuse, grade_vertebra
+from pipeline.grading import (
+    MAX_GRADING_STEP_MM,
+    ModelOpinion,
+    fuse,
+    grade_vertebra,
+    scaled_posterior,
+)
 from pipeline.levels import levels_apart
 from pipeline.morphometry import VertebraMeasurement, measure_vertebrae
 from pipeline.nifti import read_label_map
@@ -146,7 +152,9 @@ def _findings(
     confidence: dict[int, float],
     opinions: dict[int, ModelOpinion],
 ) -> tuple[Finding, ...]:
-    posteriors = {m.label: m.heights.posterior for m in measurements if m.heights is not None}
+    posteriors = {
+        m.label: (m.level, m.heights.posterior) for m in measurements if m.heights is not None
+    }
     findings = []
     for m in measurements:
         base: dict[str, Any] = {
@@ -168,7 +176,11 @@ def _findings(
             )
             findings.append(Finding(**base | {"note": note}, heights=m.heights))
             continue
-        neighbours = [hp for n, hp in posteriors.items() if 0 < levels_apart(n, m.label) <= 2]
+        neighbours = [
+            scaled_posterior(hp, level, m.level)
+            for n, (level, hp) in posteriors.items()
+            if 0 < levels_apart(n, m.label) <= 2
+        ]
         morpho = grade_vertebra(m.level, m.heights, neighbours)
         opinion = opinions.get(m.label)
         fused = fuse(morpho, opinion)

@@ -7,9 +7,12 @@ that height should be for this level:
 * wedge (anterior):   1 - (Ha / Hp_ref) / NORMAL_HA_HP[level]
 * biconcave (middle): 1 - (Hm / Hp_ref) / NORMAL_HM_HP
 * crush (posterior):  1 - Hp / Hp_expected, with Hp_expected the median posterior height of
-  the complete neighbours up to two levels away on each side (the expected height; with the
-  two adjacent ones alone, their mean; the median keeps one mis-measured neighbour, such as
-  two bodies a segmentation merged, from making its neighbours look crushed); without
+  the complete neighbours up to two levels away on each side, each scaled to this level by
+  the typical body heights of the two levels (TYPICAL_BODY_HEIGHT_MM: a normal C7 is about
+  14 mm high and a T2 18 mm, so an unscaled C7 read as a 20 % crush against T1-T2; L1 is
+  about 25 mm and L3 27) (the expected height; with the two adjacent ones alone, their mean;
+  the median keeps one mis-measured neighbour, such as two bodies a segmentation merged,
+  from making its neighbours look crushed); without
   neighbours, 1 - Hp / (Ha / NORMAL_HA_HP[level]) (posterior loss against the anterior
   height).
 
@@ -74,6 +77,35 @@ NORMAL_HA_HP: dict[str, float] = {
 }
 NORMAL_HM_HP = 0.95  # endplates are slightly concave: the middle is a little lower
 
+# Typical adult vertebral body height per level (mm; Panjabi 1991/1992 via DOMAIN.md: C3-C7
+# 13-14, T1 17, T4 19, T8 21.5, T12 24, L1 25, L3 27, L5 26), linear between the anchors.
+# Only ratios between nearby levels are used: a neighbour's posterior height scaled to this
+# level is what this one should measure.
+_HEIGHT_ANCHORS = (
+    (3, 13.5),
+    (7, 14.0),
+    (8, 17.0),
+    (11, 19.0),
+    (15, 21.5),
+    (19, 24.0),
+    (20, 25.0),
+    (22, 27.0),
+    (24, 26.0),
+    (25, 26.0),
+)  # VerSe label, mm
+_LABEL_OF_LEVEL = {
+    **{f"C{n}": float(n) for n in range(1, 8)},
+    **{f"T{n}": float(n + 7) for n in range(1, 13)},
+    "T13": 19.5,
+    **{f"L{n}": float(n + 19) for n in range(1, 7)},
+}
+TYPICAL_BODY_HEIGHT_MM: dict[str, float] = {
+    level: float(
+        np.interp(position, [a for a, _ in _HEIGHT_ANCHORS], [h for _, h in _HEIGHT_ANCHORS])
+    )
+    for level, position in _LABEL_OF_LEVEL.items()
+}
+
 # Heights are only as good as the sampling along the spine: with slices thicker than this a
 # 20 % loss (about 4 mm on a thoracic body) is within the measurement error, so complete
 # vertebrae are measured and reported but not graded ("never guessed").
@@ -123,11 +155,19 @@ def grade_from_loss(height_loss: float) -> GenantGrade:
     return GenantGrade.NORMAL
 
 
+def scaled_posterior(posterior_mm: float, from_level: str, to_level: str) -> float:
+    """A neighbour's posterior height as ``to_level`` should measure it (typical body heights
+    of the two levels; unchanged for a level outside the table)."""
+    source = TYPICAL_BODY_HEIGHT_MM.get(from_level)
+    target = TYPICAL_BODY_HEIGHT_MM.get(to_level)
+    return posterior_mm * target / source if source and target else posterior_mm
+
+
 def grade_vertebra(
     level: str, heights: Heights, neighbour_posteriors: list[float]
 ) -> MorphometricGrade:
     """Grade one vertebra from its heights and its complete neighbours' posterior heights
-    (those up to two levels away)."""
+    (those up to two levels away, already scaled to this level: :func:`scaled_posterior`)."""
     ha, hm, hp = heights.anterior, heights.middle, heights.posterior
     normal_ratio = NORMAL_HA_HP.get(level, 1.0)
     expected = float(np.median(neighbour_posteriors)) if neighbour_posteriors else None

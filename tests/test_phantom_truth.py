@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from spinescreen.errors import ConfigError
 from training.phantoms import (
     CTPhantom,
     PhantomParams,
@@ -149,3 +150,26 @@ def test_drawn_fractures_follow_the_grading_rule_and_normals_stay_grade_zero() -
     assert worst_normal < 0.18, f"a normal vertebra reached {worst_normal:.3f} height loss"
     peaks = sum(lv in ("T7", "T8", "T11", "T12", "L1", "L2") for lv in levels)
     assert peaks / len(levels) > 0.6, f"only {peaks}/{len(levels)} fractures at T7-T8, T11-L2"
+
+
+def test_fracture_count_draws_that_many_fractures_and_leaves_other_seeds_alone() -> None:
+    from training.phantoms.subject import draw_acquisition, draw_subject
+
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        draw_acquisition(rng, PhantomParams(fracture_count=4))
+        rich = draw_subject(rng, PhantomParams(fracture_count=4))
+        assert len(rich.fractures) == 4
+        assert len({f.level for f in rich.fractures}) == 4
+        rng = np.random.default_rng(seed)
+        draw_acquisition(rng, PhantomParams())
+        plain = draw_subject(rng, PhantomParams())
+        assert len(plain.fractures) <= 3  # the realistic draw is unchanged
+    from training.phantoms.generator import _phantom_id
+
+    # the knob leaves the ids of phantoms made without it alone (evaluation records name them)
+    assert _phantom_id(0, PhantomParams(matrix=256, pixel_spacing_mm=1.5)) == "ct-000000-62be52"
+    with pytest.raises(ConfigError, match="not both"):
+        PhantomParams(fracture_count=2, fractures=[])
+    with pytest.raises(ConfigError, match="0-8"):
+        PhantomParams(fracture_count=9)

@@ -299,5 +299,8 @@ def _params_record(p: PhantomParams, anatomy: Anatomy) -> dict[str, object]:
 
 
 def _phantom_id(seed: int, p: PhantomParams) -> str:
-    digest = hashlib.sha1(json.dumps(p.as_dict(), sort_keys=True, default=str).encode())
+    params = p.as_dict()
+    if params["fracture_count"] is None:  # a later knob: the ids from before it stay
+        del params["fracture_count"]
+    digest = hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode())
     return f"ct-{seed:06d}-{digest.hexdigest()[:6]}"

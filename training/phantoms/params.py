@@ -78,13 +78,17 @@ class PhantomParams:
     """Knobs of one CT phantom; ``None`` means drawn from the seed.
 
     ``fractures=None`` draws fractures at realistic levels and rates; an empty list asks for
-    a spine without fractures. ``slice_count`` fixes the number of slices (the z extent then
-    follows from the slice spacing, centred on the field of view).
+    a spine without fractures. ``fracture_count`` fixes how many are drawn (levels, grades and
+    morphologies still drawn at realistic rates): training data rich in fractures, which are
+    rare at realistic rates (about one vertebra in twenty). ``slice_count`` fixes the number
+    of slices (the z extent then follows from the slice spacing, centred on the field of
+    view).
     """
 
     mode: Literal["realistic", "randomized"] = "realistic"
     field_of_view: FieldOfView = "random"
     fractures: list[FractureRequest] | None = None
+    fracture_count: int | None = None  # None: 0-3 drawn at realistic rates
     slice_thickness_mm: float | None = None  # 0.5-5 mm; slice spacing equals thickness
     pixel_spacing_mm: float | None = None  # 0.5-1 mm in-plane
     matrix: int = 512
@@ -116,6 +120,14 @@ class PhantomParams:
             raise ConfigError(
                 f"center_level {self.center_level!r} is not a vertebra name such as T12 or L1"
             )
+        if self.fracture_count is not None:
+            if self.fractures is not None:
+                raise ConfigError(
+                    "give either fractures (the exact list) or fracture_count (how many to "
+                    "draw), not both"
+                )
+            if not 0 <= self.fracture_count <= 8:
+                raise ConfigError(f"fracture_count {self.fracture_count} must lie in 0-8")
         levels = [f.level for f in self.fractures or []]
         if len(levels) != len(set(levels)):
             raise ConfigError(f"fracture levels {levels} repeat a level; give each level once")

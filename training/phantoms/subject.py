@@ -98,7 +98,9 @@ def draw_subject(rng: np.random.Generator, p: PhantomParams) -> Subject:
     levels = level_sequence(rng, p.variants)
     shapes = [level_shape(name, index, size, rng) for name, index in levels]
     present = {s.level for s in shapes}
-    requests = p.fractures if p.fractures is not None else draw_fractures(rng, present)
+    requests = (
+        p.fractures if p.fractures is not None else draw_fractures(rng, present, p.fracture_count)
+    )
     requests = [f for f in requests if f.level in present]  # T4-L5 are always present
     hu = 226.0 - 2.5 * (age - 25.0) + 30.0 * float(rng.standard_normal()) - 15.0 * len(requests)
     hu = float(np.clip(hu, 40.0, 280.0)) if p.trabecular_hu is None else p.trabecular_hu
