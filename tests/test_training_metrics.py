@@ -20,6 +20,7 @@ from training.metrics import (
     roc_auc,
     roc_curve,
 )
+from training.report import render_markdown
 
 
 def test_dice_per_label_by_hand() -> None:
@@ -108,6 +109,17 @@ def test_summary_patient_level_takes_the_most_suspicious_vertebra() -> None:
     assert g2["vertebra"]["positives"] == 1 and g2["vertebra"]["negatives"] == 4
     assert fracture["grade1_detected_as_fracture"] == 0.0
     assert fracture["grade_confusion"][0] == [2, 1, 0, 0]
+
+
+def test_summary_reports_vertebrae_the_field_of_view_holds_whole_apart() -> None:
+    cut = dataclasses.replace(_outcome("a", 8, 0, 0.1, 0.0), complete=False, dice=0.0)
+    outcomes = [cut, dataclasses.replace(cut, identified=False), _outcome("a", 9, 0, 0.1, 0.0)]
+    summary = summarise(outcomes, ["a"], [0.9])
+    assert summary["identification_rate"] == pytest.approx(2 / 3)
+    assert summary["complete_vertebrae"] == 1
+    assert summary["identification_rate_complete"] == 1.0
+    assert summary["mean_dice_complete"] == pytest.approx(0.9)
+    assert "holds whole: 1 of 3" in render_markdown(summary, {})
 
 
 def test_evaluation_of_an_oracle_segmentation_is_perfect() -> None:

@@ -63,6 +63,7 @@ def render_markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         f"{_fmt(summary['mean_foreground_dice'])}",
         f"- Identification rate (VerSe 20 mm rule): {_fmt(summary['identification_rate'])}",
         f"- Mean localisation error: {_fmt(summary['mean_localisation_error_mm'])} mm",
+        *_complete_lines(summary),
         "",
         *_height_lines(summary.get("height_error_mm")),
         "| level | Dice |",
@@ -74,6 +75,17 @@ def render_markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
     if fracture:
         lines += _fracture_lines(fracture, graded_by_model=meta.get("grader", "none") != "none")
     return "\n".join(lines) + "\n"
+
+
+def _complete_lines(summary: dict[str, Any]) -> list[str]:
+    if "complete_vertebrae" not in summary:  # a report from before these figures
+        return []
+    return [
+        f"- Vertebrae the field of view holds whole: {summary['complete_vertebrae']} of "
+        f"{summary['vertebrae']}; their mean Dice {_fmt(summary['mean_dice_complete'])}, "
+        f"identification rate {_fmt(summary['identification_rate_complete'])} (the figures "
+        "above count every labelled vertebra, cut ones included)",
+    ]
 
 
 def _fracture_lines(fracture: dict[str, Any], graded_by_model: bool = True) -> list[str]:
