@@ -94,6 +94,15 @@ def test_no_dip_no_cut_and_shallow_dips_are_ignored() -> None:
     assert len(profile_cuts(discs, 1.0)) == 7
 
 
+def test_the_disc_above_a_sliver_the_field_of_view_cut_is_a_cut() -> None:
+    """Five bodies, then a disc and 4 mm of the next body rising to half height at the edge
+    of the scan: the disc is a dip though the sliver never reaches a body's height."""
+    profile = np.where(np.arange(125) % 25 < 5, 0.2, 1.0)
+    sliver = np.concatenate([profile, np.full(5, 0.2), np.linspace(0.3, 0.5, 4)])
+    assert len(profile_cuts(sliver, 1.0)) == len(profile_cuts(profile, 1.0)) + 1
+    assert profile_cuts(sliver, 1.0)[-1] in range(125, 130)
+
+
 def test_given_units_are_named_as_a_sequence_and_split_bodies_merged() -> None:
     units = np.zeros((4, 4, 40), dtype=np.int32)
     for number, (z, height) in enumerate(((30, 6), (20, 2), (17, 2), (5, 6)), start=1):
