@@ -13,11 +13,12 @@ body met per millimetre of the spine's centre line dips at every disc. Here:
    its body probability, at its nearest centre-line point (so a disc tilted by the spine's
    curve is still one dip);
 3. the *cuts*: the profile's dips deeper than MIN_DIP of the local peak (DIP_WINDOW_MM around
-   it; the profile padded with a whole body beyond each end, so the disc above a sliver of
-   a body the field of view cut is a dip too), at least MIN_BODY_MM apart, and the deepest
-   dip inside any interval LONG_INTERVAL times as long as its neighbours (two bodies, their
-   disc blurred), less the shallower cut of any interval SHORT_INTERVAL times as short (a
-   dip inside a body); the body voxels between two cuts are one unit;
+   it; the profile padded with a whole body beyond an end that cuts a body, so the disc
+   above a sliver of a body the field of view cut is a dip too), at least MIN_BODY_MM
+   apart, and the deepest dip inside any interval LONG_INTERVAL times as long as its
+   neighbours (two bodies, their disc blurred), less the shallower cut of any interval
+   SHORT_INTERVAL times as short (a dip inside a body); the body voxels between two cuts
+   are one unit;
 4. each unit grows through the outline's vertebra call, one voxel a step (at twice the
    outline spacing), so the posterior elements join the body their pedicles reach first (a
    geodesic, not a straight-line, nearest body: facet joints touch the next vertebra's arch,
@@ -152,16 +153,20 @@ def profile_cuts(profile: NDArray[np.float64], step_mm: float) -> NDArray[np.int
     window = max(3, round(DIP_WINDOW_MM / step_mm) | 1)
     peak = ndimage.maximum_filter1d(smooth, window)
     relative = smooth / np.maximum(peak, 1e-9)
-    # Beyond the field of view the spine goes on: padded with a whole body at each end, the
-    # disc above a few millimetres of the next body that the scan's edge cut is a dip like any
-    # other (unpadded, the sliver's low rise was the dip's only base, and the sliver joined
-    # the body below it; phantoms: a cut C6, T3, T9 at the top of the scan).
-    pad = len(relative)
-    padded = np.concatenate([np.ones(pad), relative, np.ones(pad)])
+    # Where the field of view cuts a body, the spine goes on beyond it: that end is padded
+    # with a whole body, so the disc above a few millimetres of the next body is a dip like
+    # any other (unpadded, the sliver's low rise was the dip's only base, and the sliver
+    # joined the body below it; phantoms: a cut C6, T3, T9 at the top of the scan). An end
+    # with no body (the profile past the spine, or a scan ending in a disc) is not padded:
+    # it would turn the empty stretch into a dip and the end body into an inner interval.
+    n = len(relative)
+    before = n if relative[0] > MIN_DIP else 0
+    after = n if relative[-1] > MIN_DIP else 0
+    padded = np.concatenate([np.ones(before), relative, np.ones(after)])
     found, _ = signal.find_peaks(
         -padded, prominence=MIN_DIP, distance=max(1, int(np.ceil(MIN_BODY_MM / step_mm)))
     )
-    cuts = [int(c) - pad for c in found if pad < c < 2 * pad]
+    cuts = [int(c) - before for c in found if 0 < int(c) - before < n - 1]
     return _split_long(cuts, relative)
 
 

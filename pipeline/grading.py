@@ -17,9 +17,14 @@ that height should be for this level:
   height).
 
 ``Hp_ref`` is the larger of the vertebra's own Hp and Hp_expected, so a whole-body crush
-does not hide behind normal ratios. ``NORMAL_HA_HP`` is the level's normal wedging
-(Masharawi 2010 via DOMAIN.md: about 0.89-0.93 at T11-L1, above 1 at L4-L5), so a
-physiologically wedged T12 or a lordotic L5 is not called a fracture.
+does not hide behind normal ratios (and so the scaling of the neighbours moves the wedge and
+biconcave losses too wherever Hp_expected is the larger: neighbours below a thoracic or upper
+lumbar vertebra are typically 3-6 % taller, and unscaled they added that much to its losses).
+The phantoms are built on the same height table, so on them the scaling is right by
+construction; on the one real mask (verse004) it lowered T9 from grade 2 to 1.
+``NORMAL_HA_HP`` is the level's normal wedging (Masharawi 2010 via DOMAIN.md: about
+0.89-0.93 at T11-L1, above 1 at L4-L5), so a physiologically wedged T12 or a lordotic L5 is
+not called a fracture.
 ``height_loss`` is the largest of the three (clipped to 0-1); the grade follows from it and
 the morphology is the kind of deformity (``normal`` below grade 1): the largest of the body's
 own shape losses (Ha/Hp and Hm/Hp against the normal ratios, without the neighbours) and the
@@ -94,7 +99,7 @@ _HEIGHT_ANCHORS = (
     (25, 26.0),
 )  # VerSe label, mm
 _LABEL_OF_LEVEL = {
-    **{f"C{n}": float(n) for n in range(1, 8)},
+    **{f"C{n}": float(n) for n in range(3, 8)},  # C1 has no body, C2 carries the dens
     **{f"T{n}": float(n + 7) for n in range(1, 13)},
     "T13": 19.5,
     **{f"L{n}": float(n + 19) for n in range(1, 7)},

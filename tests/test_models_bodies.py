@@ -103,6 +103,20 @@ def test_the_disc_above_a_sliver_the_field_of_view_cut_is_a_cut() -> None:
     assert profile_cuts(sliver, 1.0)[-1] in range(125, 130)
 
 
+def test_an_empty_end_of_the_profile_cuts_no_body() -> None:
+    """Past the spine the profile is empty: no cut may fall inside the end body (padding an
+    empty end made it a dip and the end body an inner interval that was split)."""
+    rng = np.random.default_rng(0)
+    for empty in (40, 50, 60):
+        bodies = np.where(np.arange(175) % 35 < 5, 0.2, 1.0) * rng.uniform(0.95, 1.05, 175)
+        for profile in (
+            np.concatenate([bodies, np.zeros(empty)]),
+            np.concatenate([np.zeros(empty), bodies]),
+        ):
+            cuts = profile_cuts(profile, 1.0)
+            assert all(profile[c] < 0.5 for c in cuts), (empty, cuts)
+
+
 def test_given_units_are_named_as_a_sequence_and_split_bodies_merged() -> None:
     units = np.zeros((4, 4, 40), dtype=np.int32)
     for number, (z, height) in enumerate(((30, 6), (20, 2), (17, 2), (5, 6)), start=1):

@@ -177,14 +177,15 @@ def summarise(
         "dice_per_level": {k: _mean(v) for k, v in sorted(by_level.items(), key=_level_order)},
         "identification_rate": _mean([float(o.identified) for o in outcomes]),
         "mean_localisation_error_mm": _mean(located),
-        # the same over vertebrae the field of view holds whole (the headline counts every
-        # labelled one, down to a sliver of a spinous process at the edge of the scan)
-        "complete_vertebrae": sum(o.complete for o in outcomes),
-        "mean_dice_complete": _mean([o.dice for o in outcomes if o.complete]),
-        "identification_rate_complete": _mean(
-            [float(o.identified) for o in outcomes if o.complete]
-        ),
     }
+    if not all(o.complete for o in outcomes):
+        # the same over the vertebrae the field of view holds whole (the headline counts every
+        # labelled one, down to a sliver of a spinous process at the edge of the scan); left
+        # out when no vertebra is marked cut (a source without completeness, such as VerSe)
+        whole = [o for o in outcomes if o.complete]
+        summary["complete_vertebrae"] = len(whole)
+        summary["mean_dice_complete"] = _mean([o.dice for o in whole])
+        summary["identification_rate_complete"] = _mean([float(o.identified) for o in whole])
     height_errors = [o.height_error_mm for o in outcomes if not math.isnan(o.height_error_mm)]
     if height_errors:
         summary["height_error_mm"] = {

@@ -1,12 +1,13 @@
 """Fractures and confounders: which levels, how much height loss, and the endplate shape.
 
-Grading rule of the ground truth (the cleared-tool rule of DOMAIN.md; the analysis,
-``pipeline.grading``, also divides the ratios by the level's normal Ha/Hp and scales the
-neighbours' heights to the level, so at levels with physiological wedging they part at grade
-1: on seeds 100-159, with the exact heights, 9 of 14 grade 1 fractures at T7-L2 read grade 0
-and 3 grade 1 wedges at L5 read grade 2; grades >= 2 agree on 26 of 27):
+Grading rule of the ground truth (DOMAIN.md: Genant grades the height a fracture took;
+normal wedging is no loss, "compare with level-specific normals"):
 
-* ``ratio loss = 1 - min(Ha, Hm) / Hp`` (wedge and biconcave deformities);
+* ``ratio loss = 1 - min((Ha/Hp) / (Ha/Hp)_0, (Hm/Hp) / (Hm/Hp)_0)``, each ratio against the
+  same body unfractured (wedge and biconcave deformities). Until 2026-11-29 it was the
+  cleared-tool rule ``1 - min(Ha, Hm) / Hp``, which counts the normal wedging too: a T12
+  wedge drawn as grade 1 had lost about 14 % of its anterior height and an L5 one about 31 %,
+  and the analysis, which compares with the level's normal ratio, read them grade 0 and 2;
 * ``crush loss = 1 - Hp / Hp_expected`` where ``Hp_expected`` is the mean unfractured
   posterior height of the adjacent presacral vertebrae (one neighbour at the ends), i.e. the
   neighbour-interpolated posterior height (recorded as ``expected_posterior_mm``); at C1-T3,
@@ -17,8 +18,9 @@ and 3 grade 1 wedges at L5 read grade 2; grades >= 2 agree on 26 of 27):
 A requested fracture gets a height loss drawn inside its grade's range, at least 1.5 % away
 from either boundary (so a one-voxel measurement error does not flip the grade), and the
 endplate displacement is solved so the model's exact heights give that loss.
-Normal vertebrae, physiological wedging included (Ha/Hp about 0.89-0.93 at T11-L1, above 1
-at L4-L5), are kept below 17.5 % ratio loss by construction: grade 0 by the same rule.
+Normal vertebrae (their ratio loss is 0 by the rule) are shaped with their physiological
+wedging (Ha/Hp about 0.89-0.93 at T11-L1, above 1 at L4-L5) kept within 17.5 % of
+``1 - min(Ha, Hm) / Hp``, so even the cleared-tool rule reads them grade 0.
 """
 
 from __future__ import annotations
@@ -74,7 +76,9 @@ def draw_height_loss(rng: np.random.Generator, grade: int) -> float:
 
 
 def total_loss(body: BodyModel, expected_posterior: float) -> float:
-    ratio, crush = height_losses(body.heights(), expected_posterior)
+    """The ground truth's height loss of ``body`` (the rule above)."""
+    unfractured = replace(body, deformation=Deformation()).heights()
+    ratio, crush = height_losses(body.heights(), expected_posterior, unfractured)
     return max(ratio, crush)
 
 
@@ -100,7 +104,8 @@ def fracture_body(body: BodyModel, morphology: str, target: float, expected: flo
 def keep_normal(body: BodyModel) -> BodyModel:
     """Shrink concavity and wedging until the unfractured body is safely grade 0."""
     for _ in range(20):
-        if total_loss(body, body.heights()["posterior"]) <= NORMAL_LIMIT:
+        # the shape as it stands (1 - min(Ha, Hm) / Hp): normal wedging within the limit
+        if max(height_losses(body.heights(), body.heights()["posterior"])) <= NORMAL_LIMIT:
             return body
         body = replace(
             body,

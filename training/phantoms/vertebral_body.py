@@ -157,10 +157,27 @@ class BodyModel:
         return out
 
 
-def height_losses(heights: dict[str, float], expected_posterior: float) -> tuple[float, float]:
-    """(ratio loss 1 - min(Ha, Hm)/Hp, crush loss 1 - Hp / expected Hp)."""
+def height_losses(
+    heights: dict[str, float],
+    expected_posterior: float,
+    unfractured: dict[str, float] | None = None,
+) -> tuple[float, float]:
+    """(ratio loss, crush loss 1 - Hp / expected Hp).
+
+    The ratio loss is 1 - min(Ha, Hm) / Hp as the body's shape stands; given the body's
+    ``unfractured`` heights, each ratio is taken against its unfractured value instead,
+    1 - min((Ha/Hp) / (Ha/Hp)_0, (Hm/Hp) / (Hm/Hp)_0): the height the fracture took, not
+    the body's normal wedging (Ha/Hp about 0.9 at T11-L1, above 1.1 at L5) or concavity.
+    """
     hp = heights["posterior"]
-    ratio = 1.0 - min(heights["anterior"], heights["middle"]) / hp
+    if unfractured is None:
+        ratio = 1.0 - min(heights["anterior"], heights["middle"]) / hp
+    else:
+        hp0 = unfractured["posterior"]
+        ratio = 1.0 - min(
+            (heights["anterior"] / hp) / (unfractured["anterior"] / hp0),
+            (heights["middle"] / hp) / (unfractured["middle"] / hp0),
+        )
     crush = 1.0 - hp / expected_posterior
     return ratio, crush
 
