@@ -109,6 +109,11 @@ def test_summary_patient_level_takes_the_most_suspicious_vertebra() -> None:
     assert g2["vertebra"]["positives"] == 1 and g2["vertebra"]["negatives"] == 4
     assert fracture["grade1_detected_as_fracture"] == 0.0
     assert fracture["grade_confusion"][0] == [2, 1, 0, 0]
+    flagged = fracture["grade>=2_flagged"]  # the grade 2 graded 1 is flagged, so found
+    assert (flagged["found"], flagged["positives"]) == (1, 1)
+    assert (flagged["false_positives"], flagged["below_grade2"]) == (1, 4)
+    assert (flagged["false_positives_normal"], flagged["normal"]) == (1, 3)
+    assert "1 of 1 (sensitivity 1.000)" in render_markdown(summary, {})
 
 
 def test_summary_reports_vertebrae_the_field_of_view_holds_whole_apart() -> None:

@@ -224,7 +224,31 @@ def _fracture_summary(graded: list[VertebraOutcome], cases: list[str]) -> dict[s
     )
     grade1 = [o for o in graded if o.true_grade == 1]
     out["grade1_detected_as_fracture"] = _mean([float(o.p_grade1 >= THRESHOLD) for o in grade1])
+    out["grade>=2_flagged"] = _flagged(graded)
     return out
+
+
+def _flagged(graded: list[VertebraOutcome]) -> dict[str, Any]:
+    """Grade >= 2 fractures as the product flags them: a vertebra it grades >= 1 is listed in
+    ``fractured_levels`` and makes the study positive (FLS referral), whatever grade it gets;
+    a false positive is a flagged vertebra without a grade >= 2 fracture (also given against
+    the normal vertebrae alone)."""
+    flagged = [int(o.predicted_grade or 0) >= 1 for o in graded]
+    true = [int(o.true_grade or 0) for o in graded]
+    severe = [f for f, t in zip(flagged, true, strict=True) if t >= 2]
+    below = [f for f, t in zip(flagged, true, strict=True) if t <= 1]
+    normal = [f for f, t in zip(flagged, true, strict=True) if t == 0]
+    return {
+        "positives": len(severe),
+        "found": sum(severe),
+        "sensitivity": _mean([float(f) for f in severe]),
+        "below_grade2": len(below),
+        "false_positives": sum(below),
+        "false_positive_rate": _mean([float(f) for f in below]),
+        "normal": len(normal),
+        "false_positives_normal": sum(normal),
+        "false_positive_rate_normal": _mean([float(f) for f in normal]),
+    }
 
 
 def _per_patient(

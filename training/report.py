@@ -116,6 +116,18 @@ def _fracture_lines(fracture: dict[str, Any], graded_by_model: bool = True) -> l
                 + " | ".join(_fmt(c) for c in cells)
                 + " |"
             )
+    flagged = fracture.get("grade>=2_flagged")
+    if flagged:
+        lines += [
+            "",
+            "Grade >= 2 fractures the product flags (graded >= 1: listed in fractured_levels, "
+            f"the study positive): {flagged['found']} of {flagged['positives']} (sensitivity "
+            f"{_fmt(flagged['sensitivity'])}); false positives, flagged vertebrae without a "
+            f"grade >= 2 fracture: {flagged['false_positives']} of {flagged['below_grade2']} "
+            f"({_fmt(flagged['false_positive_rate'])}), of them normal: "
+            f"{flagged['false_positives_normal']} of {flagged['normal']} "
+            f"({_fmt(flagged['false_positive_rate_normal'])})",
+        ]
     lines += [
         "",
         f"Grade 1 vertebrae called fractured: {_fmt(fracture['grade1_detected_as_fracture'])}",
