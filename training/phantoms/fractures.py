@@ -77,7 +77,7 @@ def draw_height_loss(rng: np.random.Generator, grade: int) -> float:
 
 def total_loss(body: BodyModel, expected_posterior: float) -> float:
     """The ground truth's height loss of ``body`` (the rule above)."""
-    unfractured = replace(body, deformation=Deformation()).heights()
+    unfractured = body.unfractured_heights()
     ratio, crush = height_losses(body.heights(), expected_posterior, unfractured)
     return max(ratio, crush)
 

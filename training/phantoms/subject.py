@@ -24,7 +24,7 @@ from training.phantoms.fractures import (
     keep_normal,
 )
 from training.phantoms.params import FIELDS_OF_VIEW, FRACTURE_LEVELS, FractureRequest, PhantomParams
-from training.phantoms.vertebral_body import BodyModel, Deformation
+from training.phantoms.vertebral_body import BodyModel
 
 SLICE_THICKNESSES = (0.5, 0.625, 1.0, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 5.0)
 
@@ -185,14 +185,14 @@ def _bodies(
 def _placement_shape(s: LevelShape, body: BodyModel) -> LevelShape:
     """Heights the stacking sees: a fractured body is shorter (and a wedge tilts the spine)."""
     h = body.heights()
-    unfractured = replace(body, deformation=Deformation()).heights()
+    unfractured = body.unfractured_heights()
     hp_scale = h["posterior"] / unfractured["posterior"]
     ratio = h["anterior"] / h["posterior"] * body.wedge_ratio / max(_nominal_ratio(body), 1e-3)
     return replace(s, height_posterior=s.height_posterior * hp_scale, wedge_ratio=ratio)
 
 
 def _nominal_ratio(body: BodyModel) -> float:
-    h = replace(body, deformation=replace(body.deformation, kind="normal", amount=0.0)).heights()
+    h = body.unfractured_heights()
     return h["anterior"] / h["posterior"]
 
 

@@ -3,8 +3,6 @@ voxels it left (centroids, completeness)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from training.phantoms.anatomy import PlacedVertebra
@@ -14,7 +12,7 @@ from training.phantoms.params import VERSE_LABEL
 from training.phantoms.spine import Raster
 from training.phantoms.subject import Subject, bmd_class
 from training.phantoms.types import VertebraTruth
-from training.phantoms.vertebral_body import Deformation, height_losses
+from training.phantoms.vertebral_body import height_losses
 
 
 def _world(grid: Grid, vox: F64) -> tuple[float, float, float]:
@@ -29,7 +27,7 @@ def vertebra_truth(
     body = subject.bodies[level]
     heights = body.heights()
     expected = subject.expected_posterior[level]
-    unfractured = replace(body, deformation=Deformation()).heights()
+    unfractured = body.unfractured_heights()
     ratio, crush = height_losses(heights, expected, unfractured)
     loss = max(ratio, crush, 0.0)
     points = {

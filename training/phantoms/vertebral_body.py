@@ -19,7 +19,7 @@ at 10 / 50 / 90 % of the antero-posterior depth from the anterior surface.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -135,6 +135,10 @@ class BodyModel:
     def sdf(self, u: F32, v: F32, w: F32) -> F32:
         top, bottom = self.surfaces(u, v)
         return np.maximum(self.cross_section_sdf(u, v), np.maximum(w - top, bottom - w))
+
+    def unfractured_heights(self) -> dict[str, float]:
+        """Ha, Hm, Hp of the same body without its fracture (its shape before it)."""
+        return replace(self, deformation=Deformation()).heights()
 
     def heights(self) -> dict[str, float]:
         """Exact Ha, Hm, Hp (mm) on the mid-sagittal section."""
