@@ -23,16 +23,16 @@ pytest: $(VENV)/.installed-dev
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --no-cache-dir --upgrade pip
 
 # torch first, pinned: it resolves to the local CPU wheel instead of a multi-GB CUDA build.
 $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
-	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet --no-cache-dir torch==2.13.0
+	$(BIN)/python -m pip install --quiet --no-cache-dir -e .
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-cache-dir -e '.[dev]'
 	touch $@
 
 clean:

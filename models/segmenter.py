@@ -143,10 +143,13 @@ class Segmenter:
 
 
 def _sliding_window(x: torch.Tensor, backend: Backend, patch: tuple[int, int, int]) -> torch.Tensor:
+    window = inference_window(tuple(x.shape[2:]), patch)
+    if all(n <= w for n, w in zip(x.shape[2:], window, strict=True)):
+        return _one_window(x, backend, window)
     with torch.inference_mode():
         logits = sliding_window_inference(
             x,
-            roi_size=inference_window(tuple(x.shape[2:]), patch),
+            roi_size=window,
             sw_batch_size=1,
             predictor=backend,
             overlap=SLIDING_WINDOW_OVERLAP,
@@ -154,6 +157,21 @@ def _sliding_window(x: torch.Tensor, backend: Backend, patch: tuple[int, int, in
         )
     assert isinstance(logits, torch.Tensor)
     return logits
+
+
+def _one_window(x: torch.Tensor, backend: Backend, window: tuple[int, ...]) -> torch.Tensor:
+    """The network over a grid that fits one window: padded as MONAI's sliding window pads
+    it (zeros, split evenly), run once, cropped back. The same logits as
+    ``sliding_window_inference`` with one window (its Gaussian weight divides out) without
+    its output and count buffers: a whole 3 mm CT's 31 level channels are about 0.3 GB
+    each, and this pass sets the analysis's memory peak."""
+    pad: list[int] = []
+    for n, w in zip(reversed(x.shape[2:]), reversed(window), strict=True):
+        pad += [(w - n) // 2, w - n - (w - n) // 2]
+    with torch.inference_mode():
+        logits = backend(torch.nn.functional.pad(x, pad) if any(pad) else x)
+    crop = tuple(slice(pad[2 * k], pad[2 * k] + n) for k, n in enumerate(reversed(x.shape[2:])))
+    return logits[(..., *reversed(crop))]
 
 
 def inference_window(grid: tuple[int, ...], patch: tuple[int, int, int]) -> tuple[int, ...]:

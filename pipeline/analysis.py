@@ -91,7 +91,10 @@ def segment_with_model(
     from models import load_segmenter
 
     segmenter = segmenter or load_segmenter(settings)
-    view = to_canonical(image, image.array.astype(np.float32, copy=False))
+    # A view: the segmenter resamples it (one transient copy) and crops the outline's box
+    # from it, so a second whole-CT copy held through the networks' run would only raise the
+    # analysis's memory peak.
+    view = to_canonical(image, image.array.astype(np.float32, copy=False), contiguous=False)
     result = segmenter.segment(view.array, view.spacing_mm)
     origin: dict[str, Any] = {  # the networks that ran: findings.json, the SR identity
         card.kind: {"name": card.name, "version": card.version, "sha256": card.sha256}
@@ -209,7 +212,10 @@ def _model_opinions(
 ) -> dict[int, ModelOpinion]:
     if image is None:
         return {}
-    view = to_canonical(image, image.array.astype(np.float32, copy=False))
+    # A view: the segmenter resamples it (one transient copy) and crops the outline's box
+    # from it, so a second whole-CT copy held through the networks' run would only raise the
+    # analysis's memory peak.
+    view = to_canonical(image, image.array.astype(np.float32, copy=False), contiguous=False)
     labels = to_canonical(image, maps.vertebrae.array).array.astype(np.uint8)
     sub = maps.subregions if maps.subregions is not None else np.zeros_like(maps.vertebrae.array)
     subregions = to_canonical(image, sub).array.astype(np.uint8)

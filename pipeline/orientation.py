@@ -33,14 +33,19 @@ class CanonicalView:
         return np.ascontiguousarray(orientations.apply_orientation(canonical, self.from_canonical))
 
 
-def to_canonical(volume: Volume, array: NDArray[Any] | None = None) -> CanonicalView:
-    """``array`` (default: the volume's) reordered to RAS+ canonical axes."""
+def to_canonical(
+    volume: Volume, array: NDArray[Any] | None = None, contiguous: bool = True
+) -> CanonicalView:
+    """``array`` (default: the volume's) reordered to RAS+ canonical axes: a C-contiguous copy,
+    or with ``contiguous=False`` a strided view of it (no copy: a whole CT is 0.4 GB)."""
     own = orientations.io_orientation(volume.affine_ras)
     ras = np.array([[0, 1], [1, 1], [2, 1]], dtype=np.float64)
     forward = orientations.ornt_transform(own, ras)
     backward = orientations.ornt_transform(ras, own)
     data = volume.array if array is None else array
-    canonical = np.ascontiguousarray(orientations.apply_orientation(data, forward))
+    canonical = orientations.apply_orientation(data, forward)
+    if contiguous:
+        canonical = np.ascontiguousarray(canonical)
     spacing = volume.spacing_mm
     order = [int(a) for a in forward[:, 0]]  # own axis n goes to canonical axis order[n]
     canonical_spacing = [0.0, 0.0, 0.0]

@@ -12,6 +12,7 @@ from models import load_grader, load_segmenter
 from models.networks import VERTEBRA_LABELS
 from models.preprocessing import nearest_indices, resample_labels, target_shape
 from models.segmenter import (
+    _sliding_window,
     decode_segmentation,
     inference_window,
     keep_largest_components,
@@ -136,6 +137,35 @@ def test_the_outline_stage_draws_the_outline_and_the_first_stage_names_it() -> N
 def test_inference_window_covers_small_grids_in_one_pass() -> None:
     assert inference_window((137, 137, 107), (64, 64, 64)) == (144, 144, 112)
     assert inference_window((300, 40, 10), (64, 64, 64)) == (160, 64, 64)
+
+
+@pytest.mark.parametrize("grid", [(20, 30, 17), (32, 32, 32), (33, 20, 20), (170, 20, 20)])
+def test_a_grid_in_one_window_gives_monais_sliding_window_logits(grid: tuple[int, ...]) -> None:
+    """The one-window shortcut (no output buffers) pads, runs and crops as MONAI does; a grid
+    wider than one window still goes through MONAI's overlapping windows."""
+    from monai.inferers.utils import sliding_window_inference
+
+    torch.manual_seed(0)
+    network = torch.nn.Sequential(
+        torch.nn.Conv3d(1, 4, 5, padding=2), torch.nn.ReLU(), torch.nn.Conv3d(4, 3, 5, padding=2)
+    ).eval()
+
+    class Net:
+        name = "torch"
+        device = torch.device("cpu")
+
+        def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+            return network(batch)  # type: ignore[no-any-return]
+
+    x = torch.randn(1, 1, *grid)
+    window = inference_window(grid, (16, 16, 16))
+    with torch.inference_mode():
+        got = _sliding_window(x, Net(), (16, 16, 16))
+        want = sliding_window_inference(
+            x, window, 1, Net(), overlap=0.25, mode="gaussian", padding_mode="constant"
+        )
+    assert got.shape == want.shape == (1, 3, *grid)
+    assert torch.allclose(got, want, atol=1e-5), (got - want).abs().max()
 
 
 def test_a_card_in_lps_order_sees_the_array_it_was_trained_on(weights: Path) -> None:
