@@ -67,6 +67,30 @@ def test_resume_continues_from_the_stored_step(tmp_path: Path) -> None:
     assert any(changed), "resumed training did not update the weights"
 
 
+def test_a_resumed_fine_tune_follows_its_own_learning_rate(tmp_path: Path) -> None:
+    """Resuming with a lower rate and more steps continues on the new rate's schedule, not
+    the checkpoint's (the checkpoint keeps its step and weights)."""
+    checkpoint = train(parse_training_config(tiny_config("grader", tmp_path / "run", steps=2)))
+    data = tiny_config("grader", tmp_path / "run")
+    data["optim"].update(steps=4, learning_rate=1e-5)
+    state = load_checkpoint(train(parse_training_config(data), resume=checkpoint))
+    assert state["step"] == 4
+    assert state["scheduler"]["base_lrs"] == [1e-5]
+    assert 0 < state["optimizer"]["param_groups"][0]["lr"] <= 1e-5
+
+
+def test_resuming_with_another_array_order_or_spacing_is_refused(tmp_path: Path) -> None:
+    checkpoint = train(parse_training_config(tiny_config("grader", tmp_path / "run")))
+    data = tiny_config("grader", tmp_path / "run", steps=2)
+    data["preprocessing"].update(orientation="LPS", spacing_mm=[3.0] * 3)
+    with pytest.raises(ConfigError) as error:
+        train(parse_training_config(data), resume=checkpoint)
+    message = str(error.value)
+    assert "preprocessing.orientation 'LPS' (checkpoint: 'RAS')" in message
+    assert "preprocessing.spacing_mm (3.0, 3.0, 3.0) (checkpoint: (2.0, 2.0, 2.0))" in message
+    assert load_checkpoint(checkpoint)["step"] == 1  # the checkpoint is untouched
+
+
 def test_unknown_training_key_is_an_error_naming_it(tmp_path: Path) -> None:
     data = tiny_config("segmenter", tmp_path)
     data["optim"]["learning_rat"] = 0.1

@@ -108,6 +108,45 @@ def config_of_checkpoint(state: dict[str, Any]) -> TrainingConfig:
     return parse_training_config(state["config"], "configuration stored in the checkpoint")
 
 
+def _check_resumable(config: TrainingConfig, state: dict[str, Any], path: Path) -> None:
+    """A resumed run may change its data, steps, rate and patch size, not what the network
+    computes or sees: another model, architecture, spacing, HU window or array order would
+    train the stored weights on inputs they were not made for (an orientation left at its
+    default RAS under LPS-trained weights reads every patch mirrored)."""
+    stored = config_of_checkpoint(state)
+    fixed: dict[str, tuple[Any, Any]] = {
+        "model": (config.model, stored.model),
+        "architecture": (config.architecture, stored.architecture),
+        "preprocessing.spacing_mm": (
+            config.preprocessing.spacing_mm,
+            stored.preprocessing.spacing_mm,
+        ),
+        "preprocessing.window_hu": (config.preprocessing.window_hu, stored.preprocessing.window_hu),
+    }
+    if "orientation" in state["config"].get("preprocessing", {}):
+        fixed["preprocessing.orientation"] = (
+            config.preprocessing.orientation,
+            stored.preprocessing.orientation,
+        )
+    else:  # checkpoints from before the key: phantoms were LPS, dataset cases RAS
+        log.warning(
+            "%s records no preprocessing.orientation; resuming with %s: make sure the "
+            "checkpoint's network saw that array order (phantom-trained checkpoints of that "
+            "age saw LPS)",
+            path,
+            config.preprocessing.orientation,
+        )
+    changed = [
+        f"{key} {new!r} (checkpoint: {old!r})" for key, (new, old) in fixed.items() if new != old
+    ]
+    if changed:
+        raise ConfigError(
+            f"cannot resume {path} with this configuration: "
+            + "; ".join(changed)
+            + ". Set them as the checkpoint has them, or start a new run without --resume"
+        )
+
+
 def train(
     config: TrainingConfig, resume: Path | None = None, progress: Progress | None = None
 ) -> Path:
@@ -124,9 +163,16 @@ def train(
     history, start = History(), 0
     if resume is not None:
         state = load_checkpoint(resume)
+        _check_resumable(config, state, resume)
         network.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        # The configuration given wins over the checkpoint's: a fine-tune (resumed with more
+        # steps, other sources or a lower rate) follows its own schedule from its own rate.
+        rate = config.optim.learning_rate
+        if any(base != rate for base in scheduler.base_lrs):
+            log.info("learning rate %s (the checkpoint's was %s)", rate, scheduler.base_lrs[0])
+        scheduler.base_lrs = [rate for _ in scheduler.base_lrs]
         scaler.load_state_dict(state["scaler"])
         history, start = History(**state["history"]), int(state["step"])
         log.info("resumed from %s at step %d", resume, start)
