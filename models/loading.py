@@ -27,7 +27,7 @@ def load_segmenter(settings: ModelSettings) -> Segmenter:
     outline = None
     if (model_folder(settings, "outline") / CARD_JSON).exists():
         outline = Outline(*_open(settings, "outline"))
-    return Segmenter(card, backend, outline)
+    return Segmenter(card, backend, outline, mirror=settings.mirror)
 
 
 def load_grader(settings: ModelSettings) -> Grader:

@@ -88,7 +88,13 @@ class Outline:
 class Segmenter:
     """Runs the segmentation network(s) with MONAI sliding-window inference."""
 
-    def __init__(self, card: ModelCard, backend: Backend, outline: Outline | None = None) -> None:
+    def __init__(
+        self,
+        card: ModelCard,
+        backend: Backend,
+        outline: Outline | None = None,
+        mirror: bool = False,
+    ) -> None:
         if card.kind != "segmenter":
             raise ModelError(f"model card {card.name} is a {card.kind}, not a segmenter")
         if outline is not None and outline.card.orientation != card.orientation:
@@ -100,6 +106,7 @@ class Segmenter:
         self.card = card
         self.backend = backend
         self.outline = outline
+        self.mirror = mirror
 
     @property
     def cards(self) -> list[ModelCard]:
@@ -117,6 +124,8 @@ class Segmenter:
             image.astype(np.float32, copy=False), spacing_mm, self.card.preprocessing
         )
         logits = _sliding_window(x, self.backend, self.card.preprocessing.patch_size)
+        if self.mirror:
+            logits = _mirrored_mean(logits, x, self.backend, self.card.preprocessing.patch_size)
         outline: OutlineProbabilities | None = None
         if self.outline is not None:
             stage = self.outline
@@ -156,6 +165,21 @@ def _sliding_window(x: torch.Tensor, backend: Backend, patch: tuple[int, int, in
             mode="gaussian",
         )
     assert isinstance(logits, torch.Tensor)
+    return logits
+
+
+def _mirrored_mean(
+    logits: torch.Tensor, x: torch.Tensor, backend: Backend, patch: tuple[int, int, int]
+) -> torch.Tensor:
+    """``logits`` averaged with the network's output on the left-right mirror of ``x``
+    (mirrored back): test-time augmentation as nnU-Net does it. The level head's evidence is
+    least sure where a region boundary is out of view (the first rib, a slab of thoracic
+    spine); the mirror is a second look at the same anatomy, so its errors differ. Axis 0 is
+    left-right in both array orders a card may name (RAS, LPS)."""
+    mirrored = _sliding_window(torch.flip(x, dims=[2]), backend, patch)
+    with torch.inference_mode():
+        logits += torch.flip(mirrored, dims=[2])
+        logits /= 2
     return logits
 
 

@@ -21,3 +21,11 @@ class ModelSettings(BaseModel):
         None, description="Folder with model cards and weights; default: those shipped in models/."
     )
     threads: int = Field(0, ge=0, description="CPU threads for inference; 0 = all cores.")
+    mirror: bool = Field(
+        False,
+        description=(
+            "Name the levels from the first stage's output averaged over the image and its "
+            "left-right mirror (one more pass of the 3 mm network, about 1-2 s on 2 cores; "
+            "off: on the phantoms it helped one network and hurt another, README)."
+        ),
+    )

@@ -12,6 +12,7 @@ from models import load_grader, load_segmenter
 from models.networks import VERTEBRA_LABELS
 from models.preprocessing import nearest_indices, resample_labels, target_shape
 from models.segmenter import (
+    _mirrored_mean,
     _sliding_window,
     decode_segmentation,
     inference_window,
@@ -139,6 +140,19 @@ def test_inference_window_covers_small_grids_in_one_pass() -> None:
     assert inference_window((300, 40, 10), (64, 64, 64)) == (160, 64, 64)
 
 
+class _Module:
+    """A torch module as a Backend (the protocol the segmenter runs)."""
+
+    name = "torch"
+    device = torch.device("cpu")
+
+    def __init__(self, network: torch.nn.Module) -> None:
+        self.network = network
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        return self.network(batch)  # type: ignore[no-any-return]
+
+
 @pytest.mark.parametrize("grid", [(20, 30, 17), (32, 32, 32), (33, 20, 20), (170, 20, 20)])
 def test_a_grid_in_one_window_gives_monais_sliding_window_logits(grid: tuple[int, ...]) -> None:
     """The one-window shortcut (no output buffers) pads, runs and crops as MONAI does; a grid
@@ -150,22 +164,28 @@ def test_a_grid_in_one_window_gives_monais_sliding_window_logits(grid: tuple[int
         torch.nn.Conv3d(1, 4, 5, padding=2), torch.nn.ReLU(), torch.nn.Conv3d(4, 3, 5, padding=2)
     ).eval()
 
-    class Net:
-        name = "torch"
-        device = torch.device("cpu")
-
-        def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-            return network(batch)  # type: ignore[no-any-return]
-
     x = torch.randn(1, 1, *grid)
     window = inference_window(grid, (16, 16, 16))
     with torch.inference_mode():
-        got = _sliding_window(x, Net(), (16, 16, 16))
+        got = _sliding_window(x, _Module(network), (16, 16, 16))
         want = sliding_window_inference(
-            x, window, 1, Net(), overlap=0.25, mode="gaussian", padding_mode="constant"
+            x, window, 1, _Module(network), overlap=0.25, mode="gaussian", padding_mode="constant"
         )
     assert got.shape == want.shape == (1, 3, *grid)
     assert torch.allclose(got, want, atol=1e-5), (got - want).abs().max()
+
+
+def test_mirrored_level_evidence_is_the_mean_of_both_looks() -> None:
+    torch.manual_seed(1)
+    network = torch.nn.Conv3d(1, 3, 3, padding=1).eval()
+
+    x = torch.randn(1, 1, 20, 18, 17)
+    with torch.inference_mode():
+        want = (network(x) + torch.flip(network(torch.flip(x, dims=[2])), dims=[2])) / 2
+        logits = _sliding_window(x, _Module(network), (16, 16, 16))
+    got = _mirrored_mean(logits, x, _Module(network), (16, 16, 16))
+    assert torch.allclose(got, want, atol=1e-5)
+    assert not torch.allclose(got, network(x).detach(), atol=1e-3)  # the mirror changed it
 
 
 def test_a_card_in_lps_order_sees_the_array_it_was_trained_on(weights: Path) -> None:

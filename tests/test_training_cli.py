@@ -36,6 +36,7 @@ def test_train_export_evaluate_through_the_cli(tmp_path: Path) -> None:
     assert main(["evaluate", str(evaluation)]) == 0
     report = json.loads((tmp_path / "report" / "evaluation.json").read_text())
     summary = report["summary"]
+    assert report["meta"]["mirror"] == "levels from the image alone"
     assert summary["cases"] == 2 and summary["vertebrae"] == 10
     assert 0.0 <= summary["mean_dice"] <= 1.0
     assert 0.0 <= summary["identification_rate"] <= 1.0

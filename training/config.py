@@ -127,6 +127,9 @@ class EvaluationConfig(_Strict):
     )
     backend: Literal["onnxruntime", "torch"] = "onnxruntime"
     threads: int = Field(0, ge=0)
+    mirror: bool = Field(
+        False, description="levels also from the left-right mirror (models.mirror)"
+    )
     data: list[SourceConfig]
     output_dir: Path
 

@@ -28,6 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, help="report folder (default: WEIGHTS/report)")
     parser.add_argument("--backend", choices=["onnxruntime", "torch"], default="onnxruntime")
     parser.add_argument(
+        "--mirror",
+        action="store_true",
+        help="name levels from the image and its left-right mirror (models.mirror; WEIGHTS)",
+    )
+    parser.add_argument(
         "--full-resolution",
         action="store_true",
         help="phantoms at their drawn 512 matrix (default: 256 matrix at 1.5 mm, 5x faster)",
@@ -47,7 +52,10 @@ def run(invocation: Invocation) -> int:
     invocation.settings()
     config = _config(invocation.args)
     settings = ModelSettings(
-        backend=config.backend, weights_dir=config.weights_dir, threads=config.threads
+        backend=config.backend,
+        weights_dir=config.weights_dir,
+        threads=config.threads,
+        mirror=config.mirror,
     )
     segmenter = load_segmenter(settings)
     try:
@@ -65,6 +73,9 @@ def run(invocation: Invocation) -> int:
         "segmenter": " + ".join(f"{c.name} {c.version}" for c in segmenter.cards),
         "grader": f"{grader.card.name} {grader.card.version}" if grader else "none",
         "backend": config.backend,
+        "mirror": "levels from the image and its left-right mirror"
+        if config.mirror
+        else "levels from the image alone",
         "data": "; ".join(
             f"{s.kind} seeds {s.first_seed}-{s.first_seed + s.count - 1} {s.params}"
             if s.kind in ("phantoms", "synthetic")
@@ -95,6 +106,7 @@ def _config(args: argparse.Namespace) -> EvaluationConfig:
     return EvaluationConfig(
         weights_dir=args.target,
         backend=args.backend,
+        mirror=args.mirror,
         data=[phantoms],
         output_dir=args.out or args.target / "report",
     )
