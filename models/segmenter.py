@@ -195,7 +195,9 @@ def _one_window(x: torch.Tensor, backend: Backend, window: tuple[int, ...]) -> t
     with torch.inference_mode():
         logits = backend(torch.nn.functional.pad(x, pad) if any(pad) else x)
     crop = tuple(slice(pad[2 * k], pad[2 * k] + n) for k, n in enumerate(reversed(x.shape[2:])))
-    return logits[(..., *reversed(crop))]
+    # Back on the input's device, as sliding_window_inference returns it (a torch backend on
+    # CUDA answers on the GPU).
+    return logits[(..., *reversed(crop))].to(x.device)
 
 
 def inference_window(grid: tuple[int, ...], patch: tuple[int, int, int]) -> tuple[int, ...]:

@@ -212,9 +212,8 @@ def _model_opinions(
 ) -> dict[int, ModelOpinion]:
     if image is None:
         return {}
-    # A view: the segmenter resamples it (one transient copy) and crops the outline's box
-    # from it, so a second whole-CT copy held through the networks' run would only raise the
-    # analysis's memory peak.
+    # A view (no second whole-CT copy): each vertebra's patch is sampled from it
+    # (map_coordinates reads strided arrays) and made contiguous there.
     view = to_canonical(image, image.array.astype(np.float32, copy=False), contiguous=False)
     labels = to_canonical(image, maps.vertebrae.array).array.astype(np.uint8)
     sub = maps.subregions if maps.subregions is not None else np.zeros_like(maps.vertebrae.array)

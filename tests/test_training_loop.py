@@ -67,16 +67,28 @@ def test_resume_continues_from_the_stored_step(tmp_path: Path) -> None:
     assert any(changed), "resumed training did not update the weights"
 
 
-def test_a_resumed_fine_tune_follows_its_own_learning_rate(tmp_path: Path) -> None:
-    """Resuming with a lower rate and more steps continues on the new rate's schedule, not
-    the checkpoint's (the checkpoint keeps its step and weights)."""
+def test_a_resumed_fine_tune_follows_its_own_learning_rate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Resuming with a lower rate and more steps continues on the new rate's schedule from
+    its first step, not on the checkpoint's (the checkpoint keeps its step and weights)."""
+    import training.loop
+
     checkpoint = train(parse_training_config(tiny_config("grader", tmp_path / "run", steps=2)))
+    rates: list[float] = []
+    step = training.loop._step
+
+    def recording(config: Any, model: Any, optimizer: Any, *args: Any) -> float:
+        rates.append(optimizer.param_groups[0]["lr"])
+        return step(config, model, optimizer, *args)
+
+    monkeypatch.setattr(training.loop, "_step", recording)
     data = tiny_config("grader", tmp_path / "run")
     data["optim"].update(steps=4, learning_rate=1e-5)
     state = load_checkpoint(train(parse_training_config(data), resume=checkpoint))
     assert state["step"] == 4
     assert state["scheduler"]["base_lrs"] == [1e-5]
-    assert 0 < state["optimizer"]["param_groups"][0]["lr"] <= 1e-5
+    assert len(rates) == 2 and all(0 < rate <= 1e-5 for rate in rates), rates
 
 
 def test_resuming_with_another_array_order_or_spacing_is_refused(tmp_path: Path) -> None:

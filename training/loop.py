@@ -173,6 +173,10 @@ def train(
         if any(base != rate for base in scheduler.base_lrs):
             log.info("learning rate %s (the checkpoint's was %s)", rate, scheduler.base_lrs[0])
         scheduler.base_lrs = [rate for _ in scheduler.base_lrs]
+        for group, factor in zip(optimizer.param_groups, scheduler.lr_lambdas, strict=True):
+            group["initial_lr"] = rate  # the optimiser's state brought the stored rate back
+            group["lr"] = rate * factor(scheduler.last_epoch)
+        scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
         scaler.load_state_dict(state["scaler"])
         history, start = History(**state["history"]), int(state["step"])
         log.info("resumed from %s at step %d", resume, start)

@@ -92,7 +92,8 @@ def _config(args: argparse.Namespace) -> EvaluationConfig:
     from training.config import EvaluationConfig, SourceConfig, load_evaluation_config
 
     if args.target.is_file():
-        return load_evaluation_config(args.target)
+        config = load_evaluation_config(args.target)
+        return config.model_copy(update={"mirror": True}) if args.mirror else config
     phantoms = SourceConfig(
         kind="phantoms",
         first_seed=args.first_seed,
