@@ -172,10 +172,11 @@ def _mirrored_mean(
     logits: torch.Tensor, x: torch.Tensor, backend: Backend, patch: tuple[int, int, int]
 ) -> torch.Tensor:
     """``logits`` averaged with the network's output on the left-right mirror of ``x``
-    (mirrored back): test-time augmentation as nnU-Net does it. The level head's evidence is
-    least sure where a region boundary is out of view (the first rib, a slab of thoracic
-    spine); the mirror is a second look at the same anatomy, so its errors differ. Axis 0 is
-    left-right in both array orders a card may name (RAS, LPS)."""
+    (mirrored back): test-time augmentation as nnU-Net does it, a second look where the
+    level evidence is least sure (the first rib out of view, a slab of thoracic spine). On
+    the phantoms it helped one first-stage network and hurt another (README), hence
+    ``models.mirror`` is off by default. Axis 0 is left-right in both array orders a card
+    may name (RAS, LPS)."""
     mirrored = _sliding_window(torch.flip(x, dims=[2]), backend, patch)
     with torch.inference_mode():
         logits += torch.flip(mirrored, dims=[2])
@@ -187,8 +188,8 @@ def _one_window(x: torch.Tensor, backend: Backend, window: tuple[int, ...]) -> t
     """The network over a grid that fits one window: padded as MONAI's sliding window pads
     it (zeros, split evenly), run once, cropped back. The same logits as
     ``sliding_window_inference`` with one window (its Gaussian weight divides out) without
-    its output and count buffers: a whole 3 mm CT's 31 level channels are about 0.3 GB
-    each, and this pass sets the analysis's memory peak."""
+    its output and count buffers: a whole 3 mm CT's output (31 channels) is about 0.3 GB,
+    and this pass sets the analysis's memory peak."""
     pad: list[int] = []
     for n, w in zip(reversed(x.shape[2:]), reversed(window), strict=True):
         pad += [(w - n) // 2, w - n - (w - n) // 2]
