@@ -2,7 +2,7 @@
 
 Not a timed test: run it by hand on the target machine (2 CPU cores) and report the figures.
 
-    nice -n 19 .venv/bin/python bench/analyze.py [--dicom] [--seed 7] [--threads 2]
+    nice -n 19 .venv/bin/python bench/analyze.py [--dicom] [--seed 7] [--threads 2] [--mirror]
         [--keep DIR [--reuse]]
 
 The CT is a phantom (``training.phantoms``; the benchmark may use it, the runtime does not).
@@ -119,7 +119,9 @@ def describe(kind: str, model: Segmenter | Grader | None, fallback: str) -> str:
     return f"{kind}: shipped " + " + ".join(f"{c.name} {c.version}" for c in model.cards)
 
 
-def bench(image_path: Path, labels: Path, sub: Path, out: Path, threads: int) -> Stopwatch:
+def bench(
+    image_path: Path, labels: Path, sub: Path, out: Path, threads: int, mirror: bool = False
+) -> Stopwatch:
     from models.settings import ModelSettings
     from pipeline.analysis import (
         VOXEL_AXES_DICOM,
@@ -140,7 +142,7 @@ def bench(image_path: Path, labels: Path, sub: Path, out: Path, threads: int) ->
     from pipeline.volume import load_input
 
     watch = Stopwatch()
-    settings = ModelSettings()
+    settings = ModelSettings(mirror=mirror)
     segmenter, grader = watch.run("load models", lambda: load_models(settings, threads))
     print("  " + describe("segmenter", segmenter, "the phantom's own labels (oracle)"))
     print("  " + describe("grader", grader, "morphometry only"))
@@ -190,6 +192,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--dicom", action="store_true", help="DICOM series input instead of NIfTI")
     parser.add_argument("--threads", type=int, default=2, help="torch / BLAS threads")
+    parser.add_argument(
+        "--mirror", action="store_true", help="models.mirror: levels also from the mirror"
+    )
     parser.add_argument("--keep", type=Path, help="keep the inputs and outputs in this folder")
     parser.add_argument(
         "--reuse", action="store_true", help="with --keep: reuse the inputs an earlier run made"
@@ -204,7 +209,7 @@ def main() -> int:
         folder = args.keep or Path(temp)
         folder.mkdir(parents=True, exist_ok=True)
         image_path, labels, sub = inputs(folder, args.seed, args.dicom, args.reuse)
-        bench(image_path, labels, sub, folder / "out", args.threads)
+        bench(image_path, labels, sub, folder / "out", args.threads, args.mirror)
     return 0
 
 
