@@ -25,7 +25,7 @@ class ModelSettings(BaseModel):
         False,
         description=(
             "Name the levels from the first stage's output averaged over the image and its "
-            "left-right mirror (one more pass of the 3 mm network, about 1-2 s on 2 cores; "
+            "left-right mirror (one more pass of the 3 mm network, about 1 s and 0.35 GB; "
             "off: on the phantoms it helped one network and hurt another, README)."
         ),
     )
