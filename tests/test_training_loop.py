@@ -67,22 +67,48 @@ def test_resume_continues_from_the_stored_step(tmp_path: Path) -> None:
     assert any(changed), "resumed training did not update the weights"
 
 
-def test_a_resumed_fine_tune_follows_its_own_learning_rate(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Resuming with a lower rate and more steps continues on the new rate's schedule from
-    its first step, not on the checkpoint's (the checkpoint keeps its step and weights)."""
+@pytest.fixture
+def rates(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The learning rate in effect at each training step, as the optimiser had it."""
     import training.loop
 
-    checkpoint = train(parse_training_config(tiny_config("grader", tmp_path / "run", steps=2)))
-    rates: list[float] = []
+    seen: list[float] = []
     step = training.loop._step
 
     def recording(config: Any, model: Any, optimizer: Any, *args: Any) -> float:
-        rates.append(optimizer.param_groups[0]["lr"])
+        seen.append(optimizer.param_groups[0]["lr"])
         return step(config, model, optimizer, *args)
 
     monkeypatch.setattr(training.loop, "_step", recording)
+    return seen
+
+
+def test_a_resumed_run_keeps_the_schedule_of_an_uninterrupted_one(
+    tmp_path: Path, rates: list[float]
+) -> None:
+    from training.loop import _warmup_cosine
+
+    config = parse_training_config(tiny_config("grader", tmp_path / "whole", steps=6))
+    train(config)
+    whole = rates[:]
+    factor = _warmup_cosine(6)  # step k runs at the rate times factor(k - 1)
+    assert whole == pytest.approx([config.optim.learning_rate * factor(k) for k in range(6)])
+    rates.clear()
+    checkpoint = train(parse_training_config(tiny_config("grader", tmp_path / "run", steps=3)))
+    train(parse_training_config(tiny_config("grader", tmp_path / "run", steps=6)), checkpoint)
+    # Steps 4-6 run on the 6-step schedule at the step reached, as in the uninterrupted run
+    # (steps 1-3 ran on the 3-step schedule the first configuration asked for).
+    assert len(set(whole[3:])) == 3  # cosine: the rate moves
+    assert rates[3:] == pytest.approx(whole[3:], rel=1e-12)
+
+
+def test_a_resumed_fine_tune_follows_its_own_learning_rate(
+    tmp_path: Path, rates: list[float]
+) -> None:
+    """Resuming with a lower rate and more steps continues on the new rate's schedule from
+    its first step, not on the checkpoint's (the checkpoint keeps its step and weights)."""
+    checkpoint = train(parse_training_config(tiny_config("grader", tmp_path / "run", steps=2)))
+    rates.clear()
     data = tiny_config("grader", tmp_path / "run")
     data["optim"].update(steps=4, learning_rate=1e-5)
     state = load_checkpoint(train(parse_training_config(data), resume=checkpoint))

@@ -157,29 +157,29 @@ def train(
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=config.optim.learning_rate, weight_decay=config.optim.weight_decay
     )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(config.optim.steps))
     amp = config.optim.amp and runtime.device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     history, start = History(), 0
+    rate = config.optim.learning_rate
     if resume is not None:
         state = load_checkpoint(resume)
         _check_resumable(config, state, resume)
         network.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        # The configuration given wins over the checkpoint's: a fine-tune (resumed with more
-        # steps, other sources or a lower rate) follows its own schedule from its own rate.
-        rate = config.optim.learning_rate
-        if any(base != rate for base in scheduler.base_lrs):
-            log.info("learning rate %s (the checkpoint's was %s)", rate, scheduler.base_lrs[0])
-        scheduler.base_lrs = [rate for _ in scheduler.base_lrs]
-        for group, factor in zip(optimizer.param_groups, scheduler.lr_lambdas, strict=True):
-            group["initial_lr"] = rate  # the optimiser's state brought the stored rate back
-            group["lr"] = rate * factor(scheduler.last_epoch)
-        scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
         scaler.load_state_dict(state["scaler"])
         history, start = History(**state["history"]), int(state["step"])
+        stored = optimizer.param_groups[0].get("initial_lr", rate)
+        if stored != rate:
+            log.info("learning rate %s (the checkpoint's was %s)", rate, stored)
         log.info("resumed from %s at step %d", resume, start)
+    # The schedule is the configuration's, at the step reached: a fine-tune resumed with more
+    # steps or another rate follows its own from its first step (the optimiser's stored state
+    # would bring the checkpoint's rate back), and a plain resume continues exactly.
+    for group in optimizer.param_groups:
+        group["initial_lr"] = rate
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _warmup_cosine(config.optim.steps), last_epoch=start - 1
+    )
     model: torch.nn.Module = network
     if runtime.world > 1:
         model = DistributedDataParallel(network, device_ids=[runtime.device.index])
