@@ -172,3 +172,25 @@ def test_report_says_whether_a_grader_model_made_the_scores() -> None:
     assert "Mean foreground Dice (any vertebra, levels ignored; per case): 0.900" in alone
     blended = render_markdown(summary, {"grader": "spinescreen-fracture-grader 0.1.0"})
     assert "blended with the grader model" in blended
+
+
+def test_report_gives_each_opinion_its_own_auc_and_leaves_out_a_grader_that_did_not_run() -> None:
+    # morphometry ranks the fracture first; the grader ranks it last
+    outcomes = [
+        dataclasses.replace(
+            _outcome("a", 20, 2, 0.9, 0.8), morphometry_p=(0.9, 0.8), model_p=(0.1, 0.1)
+        ),
+        dataclasses.replace(
+            _outcome("a", 21, 0, 0.3, 0.2), morphometry_p=(0.2, 0.1), model_p=(0.9, 0.9)
+        ),
+        dataclasses.replace(
+            _outcome("b", 20, 0, 0.1, 0.0), morphometry_p=(0.1, 0.0), model_p=(0.5, 0.5)
+        ),
+    ]
+    sources = summarise(outcomes, ["a", "b"], [0.9, 0.9])["fracture"]["sources"]
+    assert sources["morphometry"] == {"grade>=1": 1.0, "grade>=2": 1.0}
+    assert sources["model"] == {"grade>=1": 0.0, "grade>=2": 0.0}
+    without = [dataclasses.replace(o, model_p=(math.nan, math.nan)) for o in outcomes]
+    assert "model" not in summarise(without, ["a", "b"], [0.9, 0.9])["fracture"]["sources"]
+    text = render_markdown(summarise(outcomes, ["a", "b"], [0.9, 0.9]), {})
+    assert "morphometry 1.000 (grade >= 1), 1.000 (grade >= 2); model 0.000" in text

@@ -36,6 +36,7 @@ from training.metrics import (
     identify,
     label_centroids_mm,
     overlap_table,
+    roc_auc,
     roc_curve,
 )
 
@@ -57,6 +58,11 @@ class VertebraOutcome:
     p_grade2: float = math.nan  # P(grade >= 2)
     predicted_grade: int | None = None
     height_error_mm: float = math.nan  # mean |predicted - true| over Ha, Hm, Hp
+    # the two opinions the product's scores blend, kept apart so the report can say what each
+    # is worth: morphometry alone (pipeline.grading.fracture_scores without a model) and the
+    # grader's own P(grade >= 1), P(grade >= 2) (nan without a grader)
+    morphometry_p: tuple[float, float] = (math.nan, math.nan)
+    model_p: tuple[float, float] = (math.nan, math.nan)
 
 
 @dataclass
@@ -151,7 +157,14 @@ def _graded(outcome: VertebraOutcome, finding: Finding | None, missed: bool) -> 
     negative call (score 0). One the product measured but did not grade (cut by the field
     of view, or slices thicker than 3 mm) stays out of the fracture statistics."""
     if missed:
-        return replace(outcome, p_grade1=0.0, p_grade2=0.0, predicted_grade=0)
+        return replace(
+            outcome,
+            p_grade1=0.0,
+            p_grade2=0.0,
+            predicted_grade=0,
+            morphometry_p=(0.0, 0.0),
+            model_p=(0.0, 0.0),
+        )
     if finding is None or finding.genant_grade is None or finding.height_loss is None:
         return outcome
     probabilities = finding.model_grade_probabilities
@@ -159,7 +172,19 @@ def _graded(outcome: VertebraOutcome, finding: Finding | None, missed: bool) -> 
         ModelOpinion(1.0 - probabilities[0], probabilities) if probabilities is not None else None
     )
     one, two = fracture_scores(finding.height_loss, opinion)
-    return replace(outcome, p_grade1=one, p_grade2=two, predicted_grade=int(finding.genant_grade))
+    model_p = (
+        (float(sum(probabilities[1:])), float(probabilities[2] + probabilities[3]))
+        if probabilities is not None
+        else (math.nan, math.nan)
+    )
+    return replace(
+        outcome,
+        p_grade1=one,
+        p_grade2=two,
+        predicted_grade=int(finding.genant_grade),
+        morphometry_p=fracture_scores(finding.height_loss, None),
+        model_p=model_p,
+    )
 
 
 def summarise(
@@ -225,6 +250,25 @@ def _fracture_summary(graded: list[VertebraOutcome], cases: list[str]) -> dict[s
     grade1 = [o for o in graded if o.true_grade == 1]
     out["grade1_detected_as_fracture"] = _mean([float(o.p_grade1 >= THRESHOLD) for o in grade1])
     out["grade>=2_flagged"] = _flagged(graded)
+    out["sources"] = _sources(graded)
+    return out
+
+
+def _sources(graded: list[VertebraOutcome]) -> dict[str, dict[str, float]]:
+    """Vertebra-level AUC of each opinion the product blends, on the same vertebrae: the
+    morphometry alone and the grader model alone (left out unless it scored every graded
+    vertebra). A vertebra the segmenter missed is a negative call for both."""
+    out: dict[str, dict[str, float]] = {}
+    for source, attr in (("morphometry", "morphometry_p"), ("model", "model_p")):
+        scores = [getattr(o, attr) for o in graded]
+        if any(math.isnan(s[0]) for s in scores):
+            continue
+        out[source] = {
+            f"grade>={n}": roc_auc(
+                [s[n - 1] for s in scores], [int(o.true_grade or 0) >= n for o in graded]
+            )
+            for n in (1, 2)
+        }
     return out
 
 

@@ -128,6 +128,16 @@ def _fracture_lines(fracture: dict[str, Any], graded_by_model: bool = True) -> l
             f"{flagged['false_positives_normal']} of {flagged['normal']} "
             f"({_fmt(flagged['false_positive_rate_normal'])})",
         ]
+    sources = fracture.get("sources") or {}
+    if sources:
+        lines += [
+            "",
+            "Vertebra AUC of each opinion alone (the scores above blend them): "
+            + "; ".join(
+                f"{name} {_fmt(a['grade>=1'])} (grade >= 1), {_fmt(a['grade>=2'])} (grade >= 2)"
+                for name, a in sources.items()
+            ),
+        ]
     lines += [
         "",
         f"Grade 1 vertebrae called fractured: {_fmt(fracture['grade1_detected_as_fracture'])}",
