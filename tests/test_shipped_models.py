@@ -81,7 +81,9 @@ def test_analyze_names_levels_and_finds_fractures_on_dicom_phantoms(
         closest = min(distance, key=lambda k: distance[k], default=None)
         identified += closest == label and distance[label] <= 20.0
     assert identified >= 0.9 * len(truth), f"{identified} of {len(truth)} levels named right"
-    study = json.loads((tmp_path / "out" / "findings.json").read_text())["study"]
+    findings = json.loads((tmp_path / "out" / "findings.json").read_text())
+    study = findings["study"]
+    assert findings["models"]["grader"]["name"] == "spinescreen-fracture-grader", findings["models"]
     by_label = {f["label"]: f for f in found}
     for label, t in truth.items():
         grade = (by_label.get(label) or {}).get("genant_grade")
