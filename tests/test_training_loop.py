@@ -218,3 +218,29 @@ def test_outline_loss_prefers_the_right_outline_and_split() -> None:
     assert best < 0.05
     assert float(outline_loss(disc_closed, vertebra, subregion)) > best + 0.5
     assert float(outline_loss(swapped, vertebra, subregion)) > best + 5.0
+
+
+def test_a_new_run_starts_from_exported_weights_and_refuses_a_card_that_does_not_fit(
+    tmp_path: Path,
+) -> None:
+    from training.export import export_checkpoint
+
+    first = train(parse_training_config(tiny_config("grader", tmp_path / "first")))
+    export_checkpoint(first, tmp_path / "exported")
+    exported = torch.load(tmp_path / "exported" / "model.pt", weights_only=True)
+    data = tiny_config("grader", tmp_path / "second")
+    data["optim"]["learning_rate"] = 1e-12  # one step that leaves the parameters where it began
+    state = load_checkpoint(train(parse_training_config(data), init=tmp_path / "exported"))
+    assert state["step"] == 1 and len(state["history"]["losses"]) == 1  # a new run
+    for name, value in state["model"].items():
+        if "running" not in name and "num_batches" not in name:  # batch-norm statistics move
+            torch.testing.assert_close(value, exported[name], atol=1e-6, rtol=0), name
+
+    other = tiny_config("segmenter", tmp_path / "third")
+    with pytest.raises(ConfigError, match="model 'segmenter' \\(card: 'grader'\\)"):
+        train(parse_training_config(other), init=tmp_path / "exported")
+    with pytest.raises(ConfigError, match="give one of them"):
+        train(parse_training_config(data), init=tmp_path / "exported", resume=first)
+    (tmp_path / "exported" / "model.pt").write_bytes(b"damaged")
+    with pytest.raises(ConfigError, match="fails its checksum"):
+        train(parse_training_config(data), init=tmp_path / "exported")

@@ -21,8 +21,9 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from models.card import read_card, verify_file
 from models.networks import build_network
-from spinescreen.errors import ConfigError
+from spinescreen.errors import ConfigError, ModelError
 from training.config import TrainingConfig, parse_training_config
 from training.losses import grader_loss, outline_loss, segmentation_loss
 from training.samplers import CaseStream, GraderBatches, SegmentationBatches, open_source
@@ -147,13 +148,62 @@ def _check_resumable(config: TrainingConfig, state: dict[str, Any], path: Path) 
         )
 
 
+def initial_weights(config: TrainingConfig, folder: Path) -> dict[str, torch.Tensor]:
+    """The network weights of an exported model (a card folder, such as the shipped
+    ``models/weights/segmenter``) for a new run to start from: fine-tuning on a dataset
+    (VerSe, CTSpine1K) or on more phantoms. The card must describe the network this
+    configuration builds and the inputs it sees, as for a resume; its torch weights are
+    checked against the card's SHA-256."""
+    try:
+        card = read_card(folder)
+    except ModelError as exc:
+        raise ConfigError(f"--init {folder}: {exc}") from exc
+    spec = config.preprocessing
+    fixed: dict[str, tuple[Any, Any]] = {
+        "model": (config.model, card.kind),
+        "architecture": (config.network_architecture(), card.architecture),
+        "preprocessing.spacing_mm": (tuple(spec.spacing_mm), tuple(card.preprocessing.spacing_mm)),
+        "preprocessing.window_hu": (tuple(spec.window_hu), tuple(card.preprocessing.window_hu)),
+        "preprocessing.orientation": (spec.orientation, card.orientation),
+    }
+    changed = [f"{k} {new!r} (card: {old!r})" for k, (new, old) in fixed.items() if new != old]
+    if changed:
+        raise ConfigError(
+            f"cannot start from {card.name} {card.version} ({folder}) with this "
+            "configuration: " + "; ".join(changed) + ". Set them as the card has them"
+        )
+    if card.torch_weights_file is None or card.torch_sha256 is None:
+        raise ConfigError(f"--init {folder}: the card names no torch weights (model.pt)")
+    path = folder / card.torch_weights_file
+    try:
+        verify_file(path, card.torch_sha256)
+    except ModelError as exc:
+        raise ConfigError(f"--init {folder}: {exc}") from exc
+    log.info("starting from %s %s (%s)", card.name, card.version, folder)
+    weights: dict[str, torch.Tensor] = torch.load(path, map_location="cpu", weights_only=True)
+    return weights
+
+
 def train(
-    config: TrainingConfig, resume: Path | None = None, progress: Progress | None = None
+    config: TrainingConfig,
+    resume: Path | None = None,
+    progress: Progress | None = None,
+    init: Path | None = None,
 ) -> Path:
-    """Train to ``config.optim.steps``; returns the final checkpoint path."""
+    """Train to ``config.optim.steps``; returns the final checkpoint path. ``resume``
+    continues a run from its checkpoint; ``init`` starts a new one (step 0, a fresh optimiser
+    and schedule) from the weights of an exported model."""
+    if resume is not None and init is not None:
+        raise ConfigError(
+            "--resume continues a run and --init starts a new one from exported weights: "
+            "give one of them"
+        )
     runtime = start_runtime(config)
     seed_everything(config.seed + runtime.rank)
-    network = build_network(config.network_architecture()).to(runtime.device)
+    network = build_network(config.network_architecture())
+    if init is not None:
+        network.load_state_dict(initial_weights(config, init))
+    network = network.to(runtime.device)
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=config.optim.learning_rate, weight_decay=config.optim.weight_decay
     )

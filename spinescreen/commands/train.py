@@ -21,6 +21,12 @@ ORDER = 60
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("training_config", type=Path, metavar="CONFIG", help="training YAML")
     parser.add_argument("--resume", type=Path, metavar="CHECKPOINT", help="continue a run")
+    parser.add_argument(
+        "--init",
+        type=Path,
+        metavar="WEIGHTS",
+        help="start a new run from an exported model's folder (e.g. models/weights/segmenter)",
+    )
     parser.add_argument("--steps", type=int, help="override optim.steps")
     parser.add_argument("--output-dir", type=Path, help="override output_dir")
 
@@ -47,7 +53,7 @@ def run(invocation: Invocation) -> int:
         def report(step: int, total: int, loss: float) -> None:
             bar.update(task, completed=step, loss=f"loss {loss:.4f}")
 
-        checkpoint = train(config, resume=args.resume, progress=report)
+        checkpoint = train(config, resume=args.resume, progress=report, init=args.init)
     print(f"checkpoint: {checkpoint}")
     print(f"curves:     {checkpoint.parent / 'training_curves.png'}")
     return 0
