@@ -12,6 +12,7 @@ import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 # Context fields a log call may attach with ``extra={...}``; anything else is dropped.
 CONTEXT_FIELDS = (
@@ -45,6 +46,20 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that writes to whatever ``sys.stderr`` is when a record is emitted,
+    not the one it was made with: a process that swaps its stderr (a test runner capturing
+    output, a daemon redirecting it) never has records written to a closed stream."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:  # StreamHandler.__init__ assigns it; sys.stderr wins
+        pass
+
+
 def configure_logging(
     level: str = "INFO", json_lines: bool = False, file: Path | None = None
 ) -> None:
@@ -54,7 +69,7 @@ def configure_logging(
         if json_lines
         else logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     )
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    handlers: list[logging.Handler] = [_StderrHandler()]
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(file, encoding="utf-8"))

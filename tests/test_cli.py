@@ -12,7 +12,7 @@ import pytest
 
 from spinescreen import __version__
 from spinescreen.cli import command_modules, main
-from spinescreen.logs import JsonFormatter
+from spinescreen.logs import JsonFormatter, configure_logging
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -81,6 +81,22 @@ def test_json_log_lines_carry_context_only() -> None:
     assert entry["message"] == "stored 1.2.3"
     assert entry["study_uid"] == "1.2.3"
     assert "patient_name" not in entry
+
+
+def test_log_records_go_to_the_stderr_of_the_moment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The handler follows sys.stderr: a stream swapped and closed after logging was set up
+    (as a test runner's capture is) neither swallows records nor raises on them."""
+    import io
+
+    first = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    configure_logging("INFO")
+    first.close()
+    second = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", second)
+    logging.getLogger("spinescreen.test").info("after the swap")
+    assert "after the swap" in second.getvalue()
+    assert "Logging error" not in second.getvalue()
 
 
 def test_configuration_loads_without_heavy_libraries() -> None:
