@@ -211,15 +211,21 @@ def morphometric_score(height_loss: float, centre: float = SCORE_CENTRE) -> floa
     return 1.0 / (1.0 + math.exp(-(height_loss - centre) / SCORE_WIDTH))
 
 
+def model_scores(grade_probabilities: tuple[float, ...]) -> tuple[float, float]:
+    """The grader's own P(grade >= 1) and P(grade >= 2) from its P(Genant 0-3)."""
+    p = grade_probabilities
+    return float(p[1] + p[2] + p[3]), float(p[2] + p[3])
+
+
 def fracture_scores(height_loss: float, model: ModelOpinion | None) -> tuple[float, float]:
     """Scores for grade >= 1 and grade >= 2: morphometry blended with the model's opinion."""
     one = morphometric_score(height_loss, SCORE_CENTRE)
     two = morphometric_score(height_loss, SCORE_CENTRE_GRADE2)
     if model is None:
         return one, two
-    p = model.grade_probabilities
+    model_one, model_two = model_scores(model.grade_probabilities)
     w = MODEL_SCORE_WEIGHT
-    return (1 - w) * one + w * (p[1] + p[2] + p[3]), (1 - w) * two + w * (p[2] + p[3])
+    return (1 - w) * one + w * model_one, (1 - w) * two + w * model_two
 
 
 def fuse(morphometric: MorphometricGrade, model: ModelOpinion | None) -> FusedGrade:

@@ -70,7 +70,8 @@ def test_analyze_names_levels_and_finds_fractures_on_dicom_phantoms(
     )
     write_ct_study(phantom, tmp_path / "dicom", include_extras=False)
     assert main(["analyze", str(tmp_path / "dicom"), "--out", str(tmp_path / "out")]) == 0
-    found = json.loads((tmp_path / "out" / "findings.json").read_text())["vertebrae"]
+    findings = json.loads((tmp_path / "out" / "findings.json").read_text())
+    found = findings["vertebrae"]
     truth = {t.label: t for t in phantom.vertebra_truth if t.complete and t.label != 26}
     identified = 0
     for label, t in truth.items():
@@ -81,7 +82,6 @@ def test_analyze_names_levels_and_finds_fractures_on_dicom_phantoms(
         closest = min(distance, key=lambda k: distance[k], default=None)
         identified += closest == label and distance[label] <= 20.0
     assert identified >= 0.9 * len(truth), f"{identified} of {len(truth)} levels named right"
-    findings = json.loads((tmp_path / "out" / "findings.json").read_text())
     study = findings["study"]
     assert findings["models"]["grader"]["name"] == "spinescreen-fracture-grader", findings["models"]
     by_label = {f["label"]: f for f in found}

@@ -234,7 +234,7 @@ def test_a_new_run_starts_from_exported_weights_and_refuses_a_card_that_does_not
     assert state["step"] == 1 and len(state["history"]["losses"]) == 1  # a new run
     for name, value in state["model"].items():
         if "running" not in name and "num_batches" not in name:  # batch-norm statistics move
-            torch.testing.assert_close(value, exported[name], atol=1e-6, rtol=0), name
+            torch.testing.assert_close(value, exported[name], atol=1e-6, rtol=0, msg=name)
 
     other = tiny_config("segmenter", tmp_path / "third")
     with pytest.raises(ConfigError, match="model 'segmenter' \\(card: 'grader'\\)"):

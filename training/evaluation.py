@@ -24,7 +24,7 @@ import numpy as np
 from models.grader import Grader
 from models.networks import LEVEL_NAMES
 from models.segmenter import SegmentationResult, Segmenter
-from pipeline.grading import ModelOpinion, fracture_scores
+from pipeline.grading import ModelOpinion, fracture_scores, model_scores
 from pipeline.types import Finding
 from training.datasets.types import Case
 from training.metrics import (
@@ -172,11 +172,7 @@ def _graded(outcome: VertebraOutcome, finding: Finding | None, missed: bool) -> 
         ModelOpinion(1.0 - probabilities[0], probabilities) if probabilities is not None else None
     )
     one, two = fracture_scores(finding.height_loss, opinion)
-    model_p = (
-        (float(sum(probabilities[1:])), float(probabilities[2] + probabilities[3]))
-        if probabilities is not None
-        else (math.nan, math.nan)
-    )
+    model_p = model_scores(probabilities) if probabilities is not None else (math.nan, math.nan)
     return replace(
         outcome,
         p_grade1=one,

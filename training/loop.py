@@ -109,27 +109,39 @@ def config_of_checkpoint(state: dict[str, Any]) -> TrainingConfig:
     return parse_training_config(state["config"], "configuration stored in the checkpoint")
 
 
+def _what_the_network_sees(config: TrainingConfig) -> dict[str, Any]:
+    """What a run may not change under given weights: the network it builds and the inputs
+    it sees (another model, architecture, spacing, HU window or array order would train the
+    weights on inputs they were not made for: an orientation left at its default RAS under
+    LPS-trained weights reads every patch mirrored)."""
+    spec = config.preprocessing
+    return {
+        "model": config.model,
+        "architecture": config.network_architecture(),
+        "preprocessing.spacing_mm": tuple(spec.spacing_mm),
+        "preprocessing.window_hu": tuple(spec.window_hu),
+        "preprocessing.orientation": spec.orientation,
+    }
+
+
+def _refuse_differences(
+    config: TrainingConfig, given: dict[str, Any], what: str, refusal: str, hint: str
+) -> None:
+    """ConfigError naming every value of ``_what_the_network_sees`` that differs from
+    ``given`` (the checkpoint's or the card's, called ``what``)."""
+    new = _what_the_network_sees(config)
+    changed = [f"{k} {new[k]!r} ({what}: {old!r})" for k, old in given.items() if new[k] != old]
+    if changed:
+        raise ConfigError(f"{refusal} with this configuration: " + "; ".join(changed) + hint)
+
+
 def _check_resumable(config: TrainingConfig, state: dict[str, Any], path: Path) -> None:
     """A resumed run may change its data, steps, rate and patch size, not what the network
-    computes or sees: another model, architecture, spacing, HU window or array order would
-    train the stored weights on inputs they were not made for (an orientation left at its
-    default RAS under LPS-trained weights reads every patch mirrored)."""
-    stored = config_of_checkpoint(state)
-    fixed: dict[str, tuple[Any, Any]] = {
-        "model": (config.model, stored.model),
-        "architecture": (config.architecture, stored.architecture),
-        "preprocessing.spacing_mm": (
-            config.preprocessing.spacing_mm,
-            stored.preprocessing.spacing_mm,
-        ),
-        "preprocessing.window_hu": (config.preprocessing.window_hu, stored.preprocessing.window_hu),
-    }
-    if "orientation" in state["config"].get("preprocessing", {}):
-        fixed["preprocessing.orientation"] = (
-            config.preprocessing.orientation,
-            stored.preprocessing.orientation,
-        )
-    else:  # checkpoints from before the key: phantoms were LPS, dataset cases RAS
+    computes or sees (``_what_the_network_sees``)."""
+    stored = _what_the_network_sees(config_of_checkpoint(state))
+    if "orientation" not in state["config"].get("preprocessing", {}):
+        # checkpoints from before the key: phantoms were LPS, dataset cases RAS
+        del stored["preprocessing.orientation"]
         log.warning(
             "%s records no preprocessing.orientation; resuming with %s: make sure the "
             "checkpoint's network saw that array order (phantom-trained checkpoints of that "
@@ -137,15 +149,13 @@ def _check_resumable(config: TrainingConfig, state: dict[str, Any], path: Path) 
             path,
             config.preprocessing.orientation,
         )
-    changed = [
-        f"{key} {new!r} (checkpoint: {old!r})" for key, (new, old) in fixed.items() if new != old
-    ]
-    if changed:
-        raise ConfigError(
-            f"cannot resume {path} with this configuration: "
-            + "; ".join(changed)
-            + ". Set them as the checkpoint has them, or start a new run without --resume"
-        )
+    _refuse_differences(
+        config,
+        stored,
+        "checkpoint",
+        f"cannot resume {path}",
+        ". Set them as the checkpoint has them, or start a new run without --resume",
+    )
 
 
 def initial_weights(config: TrainingConfig, folder: Path) -> dict[str, torch.Tensor]:
@@ -158,20 +168,20 @@ def initial_weights(config: TrainingConfig, folder: Path) -> dict[str, torch.Ten
         card = read_card(folder)
     except ModelError as exc:
         raise ConfigError(f"--init {folder}: {exc}") from exc
-    spec = config.preprocessing
-    fixed: dict[str, tuple[Any, Any]] = {
-        "model": (config.model, card.kind),
-        "architecture": (config.network_architecture(), card.architecture),
-        "preprocessing.spacing_mm": (tuple(spec.spacing_mm), tuple(card.preprocessing.spacing_mm)),
-        "preprocessing.window_hu": (tuple(spec.window_hu), tuple(card.preprocessing.window_hu)),
-        "preprocessing.orientation": (spec.orientation, card.orientation),
-    }
-    changed = [f"{k} {new!r} (card: {old!r})" for k, (new, old) in fixed.items() if new != old]
-    if changed:
-        raise ConfigError(
-            f"cannot start from {card.name} {card.version} ({folder}) with this "
-            "configuration: " + "; ".join(changed) + ". Set them as the card has them"
-        )
+    spec = card.preprocessing
+    _refuse_differences(
+        config,
+        {
+            "model": card.kind,
+            "architecture": card.architecture,
+            "preprocessing.spacing_mm": tuple(spec.spacing_mm),
+            "preprocessing.window_hu": tuple(spec.window_hu),
+            "preprocessing.orientation": spec.orientation,
+        },
+        "card",
+        f"cannot start from {card.name} {card.version} ({folder})",
+        ". Set them as the card has them",
+    )
     if card.torch_weights_file is None or card.torch_sha256 is None:
         raise ConfigError(f"--init {folder}: the card names no torch weights (model.pt)")
     path = folder / card.torch_weights_file
