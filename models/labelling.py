@@ -41,7 +41,11 @@ SKIP_COST = 4.0
 SPLIT_COST = 1.5
 # Units made from the outline's bodies are rarely half a vertebra: two of whole size share a
 # level only at this cost (a merge of two real vertebrae under one name shifts the rest).
+# Not so the sacrum: five fused segments whose remnant discs the outline may cut at, so its
+# pieces share its name at SPLIT_COST whatever their size (else the top segment, a whole
+# body's size, is named L6 to avoid the cost; phantom seeds 30-59: 2 of 30 cases).
 BODY_UNIT_SPLIT_COST = 10.0
+SACRUM = 26
 WHOLE_UNIT = 0.6
 # A piece smaller than this is a fragment, not a vertebra (a C3 is about 8 cm3, body and arch).
 MIN_UNIT_MM3 = 1500.0
@@ -49,6 +53,7 @@ FRAGMENT_REACH_VOXELS = 2.0
 WITHIN_REGION_WEIGHT = 0.5
 _REGIONS = {"C": range(1, 8), "T": (*range(8, 20), 28), "L": range(20, 26), "S": (26,)}
 _REGION_MEMBERS = [np.array([SEQUENCE.index(v) for v in r]) for r in _REGIONS.values()]
+_SACRUM_STATE = SEQUENCE.index(SACRUM)
 _STRUCTURE = np.ones((3, 3, 3), dtype=bool)
 Label = TypeVar("Label", bound=np.integer)
 
@@ -204,6 +209,7 @@ def _viterbi(units: list[Unit], whole_split_cost: float = SPLIT_COST) -> list[in
     whole = sizes >= WHOLE_UNIT * local
     move = _transition_costs()
     split = np.diag(np.full(m, whole_split_cost - SPLIT_COST))
+    split[_SACRUM_STATE, _SACRUM_STATE] = 0.0
     visit = np.array([OPTIONAL_VISIT_COST.get(level, 0.0) for level in SEQUENCE])
     score = emit[0] - visit  # a first unit named T13 or L6 pays their rarity too
     back = np.zeros((n, m), dtype=np.int64)

@@ -9,7 +9,7 @@ from models.labelling import name_units
 from models.networks import VERTEBRA_LABELS
 
 SPACING = (1.5, 1.5, 1.5)
-T12, L1, L2, L3, L4 = 19, 20, 21, 22, 23
+T12, L1, L2, L3, L4, L5, SACRUM = 19, 20, 21, 22, 23, 24, 26
 
 
 def spine(count: int = 5, body: int = 16, disc: int = 4, shift: float = 0.0):
@@ -140,6 +140,33 @@ def test_given_units_are_named_as_a_sequence_and_split_bodies_merged() -> None:
         probabilities[0, units[voxels] == number] = 0.2
     labels, _ = name_units(units, probabilities, VERTEBRA_LABELS)
     assert len({int(labels[0, 0, z]) for z in (32, 22, 16, 7)}) == 4
+
+
+def test_the_sacrum_cut_at_its_fused_segments_is_one_sacrum_not_an_l6() -> None:
+    """The outline cuts the sacrum at the remnants of its discs into pieces each a whole
+    body's size. They are one sacrum. The old rule (two whole units share a name only at
+    BODY_UNIT_SPLIT_COST) named the top piece L6 (phantoms 36 and 50 of seeds 30-59, the top
+    piece's evidence S 0.94, L5 0.06) or, as here, moved every level above up by one."""
+    units = np.zeros((4, 4, 60), dtype=np.int32)
+    evidence: list[dict[int, float]] = [
+        {L3: 0.9, L4: 0.1},
+        {L4: 0.9, L3: 0.05, L5: 0.05},
+        {L5: 0.9, L4: 0.1},
+        {SACRUM: 0.94, L5: 0.06},
+        {SACRUM: 1.0},
+        {SACRUM: 1.0},
+    ]
+    for number in range(1, len(evidence) + 1):
+        top = 60 - (number - 1) * 10
+        units[:, :, top - 8 : top] = number  # head at high z, equal sizes: all whole
+    voxels = np.nonzero(units)
+    probabilities = np.zeros((len(VERTEBRA_LABELS), len(voxels[0])), dtype=np.float32)
+    for number, levels in enumerate(evidence, start=1):
+        for level, p in levels.items():
+            probabilities[VERTEBRA_LABELS.index(level), units[voxels] == number] = p
+    labels, _ = name_units(units, probabilities, VERTEBRA_LABELS)
+    named = [int(labels[0, 0, 60 - (n - 1) * 10 - 4]) for n in range(1, len(evidence) + 1)]
+    assert named == [L3, L4, L5, SACRUM, SACRUM, SACRUM]
 
 
 def test_a_detached_piece_joins_the_vertebra_at_its_level_and_a_bodiless_one_stands() -> None:
