@@ -244,3 +244,40 @@ def test_a_new_run_starts_from_exported_weights_and_refuses_a_card_that_does_not
     (tmp_path / "exported" / "model.pt").write_bytes(b"damaged")
     with pytest.raises(ConfigError, match="fails its checksum"):
         train(parse_training_config(data), init=tmp_path / "exported")
+
+
+def test_grader_training_masks_are_drawn_like_a_network_draws_them() -> None:
+    """A biconcave body (both end plates sunk 4 voxels in the middle, over most of their
+    width) drawn as the outline network draws it: the dips filled when the fill reaches that
+    deep, never a voxel of the body lost by the fill itself, edges moved by at most one
+    voxel, and no voxel added beyond the end plates' rims."""
+    import numpy as np
+
+    from training.samplers import drawn_like_a_network
+
+    body = np.zeros((40, 40, 40), dtype=bool)
+    body[10:30, 10:30, 8:32] = True
+    body[13:27, 13:27, 8:12] = False  # lower end plate sunk in the middle
+    body[13:27, 13:27, 28:32] = False  # and the upper one
+    depression = np.zeros_like(body)
+    depression[13:27, 13:27, 8:12] = depression[13:27, 13:27, 28:32] = True
+    filled = []
+    for seed in range(40):
+        drawn = drawn_like_a_network(body, np.random.default_rng(seed)) > 0.5
+        eroded_body = ndimage_erode(body)
+        assert drawn[eroded_body].all()  # at most a one-voxel erosion of the true body
+        assert not (drawn & ~ndimage_dilate(body | depression)).any()
+        filled.append(drawn[depression].mean())
+    assert max(filled) > 0.9 and min(filled) < 0.5  # some masks filled, others not
+
+
+def ndimage_erode(mask: Any) -> Any:
+    from scipy import ndimage
+
+    return ndimage.binary_erosion(mask, ndimage.generate_binary_structure(3, 1))
+
+
+def ndimage_dilate(mask: Any) -> Any:
+    from scipy import ndimage
+
+    return ndimage.binary_dilation(mask, ndimage.generate_binary_structure(3, 1))
