@@ -281,3 +281,12 @@ def ndimage_dilate(mask: Any) -> Any:
     from scipy import ndimage
 
     return ndimage.binary_dilation(mask, ndimage.generate_binary_structure(3, 1))
+
+
+def test_a_grader_trains_on_drawn_masks_and_the_share_is_checked(tmp_path: Path) -> None:
+    data = tiny_config("grader", tmp_path)
+    data["optim"]["drawn_masks"] = 1.0
+    assert train(parse_training_config(data)).is_file()
+    data["optim"]["drawn_masks"] = 1.5
+    with pytest.raises(ConfigError, match=r"optim\.drawn_masks"):
+        parse_training_config(data)

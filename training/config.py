@@ -79,6 +79,13 @@ class OptimConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int = Field(1, ge=0, description="CPU threads for torch; 0 = all cores.")
     num_workers: int = Field(0, ge=0)
+    drawn_masks: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Grader: share of training masks drawn as a segmentation network draws "
+        "them (training/samplers.py: drawn_like_a_network); 0 = the exact masks.",
+    )
 
 
 class TrainingConfig(_Strict):

@@ -290,7 +290,7 @@ def _batches(
     pool = min(config.optim.pool_size, len(stream.items))
     if config.model in ("segmenter", "outline"):
         return SegmentationBatches(stream, spec, pool, seed + runtime.rank)
-    return GraderBatches(stream, spec, pool, seed + runtime.rank)
+    return GraderBatches(stream, spec, pool, seed + runtime.rank, config.optim.drawn_masks)
 
 
 def _loss(
