@@ -137,7 +137,17 @@ def test_unknown_training_key_is_an_error_naming_it(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["segmenter", "segmenter_gpu", "outline", "outline_gpu", "grader", "grader_gpu"]
+    "name",
+    [
+        "segmenter",
+        "segmenter_finetune",
+        "segmenter_gpu",
+        "outline",
+        "outline_finetune",
+        "outline_gpu",
+        "grader",
+        "grader_gpu",
+    ],
 )
 def test_shipped_training_configs_are_valid(name: str) -> None:
     path = Path(__file__).resolve().parents[1] / "configs" / "training" / f"{name}.yaml"
@@ -230,11 +240,19 @@ def test_a_new_run_starts_from_exported_weights_and_refuses_a_card_that_does_not
     exported = torch.load(tmp_path / "exported" / "model.pt", weights_only=True)
     data = tiny_config("grader", tmp_path / "second")
     data["optim"]["learning_rate"] = 1e-12  # one step that leaves the parameters where it began
-    state = load_checkpoint(train(parse_training_config(data), init=tmp_path / "exported"))
+    second = train(parse_training_config(data), init=tmp_path / "exported")
+    state = load_checkpoint(second)
     assert state["step"] == 1 and len(state["history"]["losses"]) == 1  # a new run
     for name, value in state["model"].items():
         if "running" not in name and "num_batches" not in name:  # batch-norm statistics move
             torch.testing.assert_close(value, exported[name], atol=1e-6, rtol=0, msg=name)
+    # the fine-tune's card names the model it started from and that model's own training
+    first_card = export_checkpoint(first, tmp_path / "exported-again")
+    card = export_checkpoint(second, tmp_path / "fine-tuned")
+    assert card.training_data.startswith(
+        f"fine-tuned from tiny-grader {first_card.version} (trained on: synthetic (2 cases); "
+        "1 steps, seed 0.), then: synthetic (2 cases); 1 steps"
+    ), card.training_data
 
     other = tiny_config("segmenter", tmp_path / "third")
     with pytest.raises(ConfigError, match="model 'segmenter' \\(card: 'grader'\\)"):

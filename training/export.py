@@ -64,7 +64,15 @@ def export_checkpoint(
             f"{parity.max_abs_logit:.2f}; check the opset and unsupported operators"
         )
     torch.save(network.state_dict(), torch_path)
-    card = _card(config, spec, onnx_path, torch_path, int(state["step"]), metrics or {})
+    card = _card(
+        config,
+        spec,
+        onnx_path,
+        torch_path,
+        int(state["step"]),
+        metrics or {},
+        state.get("started_from"),
+    )
     card.save(out_dir)
     log.info(
         "exported %s %s to %s (parity max abs diff %.2e)",
@@ -143,6 +151,7 @@ def _card(
     torch_path: Path,
     step: int,
     metrics: dict[str, float],
+    started_from: str | None = None,
 ) -> ModelCard:
     sha = sha256_of(onnx_path)
     if config.model == "segmenter":
@@ -169,7 +178,8 @@ def _card(
         labels=labels,
         torch_weights_file=torch_path.name,
         torch_sha256=sha256_of(torch_path),
-        training_data=f"{sources}; {step} steps, seed {config.seed}.",
+        training_data=(f"fine-tuned from {started_from}, then: " if started_from else "")
+        + f"{sources}; {step} steps, seed {config.seed}.",
         limitations=(
             "Synthetic phantoms only approximate real CT (anatomy, noise, pathology, implants "
             "and devices are simplified); performance on patient scans is unknown."

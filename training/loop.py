@@ -211,8 +211,12 @@ def train(
     runtime = start_runtime(config)
     seed_everything(config.seed + runtime.rank)
     network = build_network(config.network_architecture())
+    # the lineage a fine-tune's card carries: the model it started from and that one's training
+    started_from: str | None = None
     if init is not None:
         network.load_state_dict(initial_weights(config, init))
+        card = read_card(init)
+        started_from = f"{card.name} {card.version} (trained on: {card.training_data})"
     network = network.to(runtime.device)
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=config.optim.learning_rate, weight_decay=config.optim.weight_decay
@@ -228,6 +232,7 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
         history, start = History(**state["history"]), int(state["step"])
+        started_from = state.get("started_from")
         stored = optimizer.param_groups[0].get("initial_lr", rate)
         if stored != rate:
             log.info("learning rate %s (the checkpoint's was %s)", rate, stored)
@@ -272,7 +277,17 @@ def train(
         if runtime.main and (
             step % config.optim.checkpoint_every == 0 or step == config.optim.steps
         ):
-            _save(out / "last.pt", config, network, optimizer, scheduler, scaler, step, history)
+            _save(
+                out / "last.pt",
+                config,
+                network,
+                optimizer,
+                scheduler,
+                scaler,
+                step,
+                history,
+                started_from,
+            )
     if runtime.main:
         from training.plots import plot_training_curves
 
@@ -349,6 +364,7 @@ def _save(
     scaler: torch.amp.GradScaler,
     step: int,
     history: History,
+    started_from: str | None = None,
 ) -> None:
     save_checkpoint(
         path,
@@ -360,5 +376,6 @@ def _save(
             "scaler": scaler.state_dict(),
             "step": step,
             "history": history.__dict__,
+            "started_from": started_from,
         },
     )
