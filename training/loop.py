@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from models.card import read_card, verify_file
+from models.card import ModelCard, read_card, verify_file
 from models.networks import build_network
 from spinescreen.errors import ConfigError, ModelError
 from training.config import TrainingConfig, parse_training_config
@@ -158,11 +158,13 @@ def _check_resumable(config: TrainingConfig, state: dict[str, Any], path: Path) 
     )
 
 
-def initial_weights(config: TrainingConfig, folder: Path) -> dict[str, torch.Tensor]:
+def initial_weights(
+    config: TrainingConfig, folder: Path
+) -> tuple[dict[str, torch.Tensor], ModelCard]:
     """The network weights of an exported model (a card folder, such as the shipped
     ``models/weights/segmenter``) for a new run to start from: fine-tuning on a dataset
-    (VerSe, CTSpine1K) or on more phantoms. The card must describe the network this
-    configuration builds and the inputs it sees, as for a resume; its torch weights are
+    (VerSe, CTSpine1K) or on more phantoms; and its card. The card must describe the network
+    this configuration builds and the inputs it sees, as for a resume; its torch weights are
     checked against the card's SHA-256."""
     try:
         card = read_card(folder)
@@ -191,7 +193,7 @@ def initial_weights(config: TrainingConfig, folder: Path) -> dict[str, torch.Ten
         raise ConfigError(f"--init {folder}: {exc}") from exc
     log.info("starting from %s %s (%s)", card.name, card.version, folder)
     weights: dict[str, torch.Tensor] = torch.load(path, map_location="cpu", weights_only=True)
-    return weights
+    return weights, card
 
 
 def train(
@@ -214,8 +216,8 @@ def train(
     # the lineage a fine-tune's card carries: the model it started from and that one's training
     started_from: str | None = None
     if init is not None:
-        network.load_state_dict(initial_weights(config, init))
-        card = read_card(init)
+        weights, card = initial_weights(config, init)
+        network.load_state_dict(weights)
         started_from = f"{card.name} {card.version} (trained on: {card.training_data})"
     network = network.to(runtime.device)
     optimizer = torch.optim.AdamW(
