@@ -32,7 +32,8 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 # VerSe labels in head-to-feet order; T13 (28) sits between T12 (19) and L1 (20).
-SEQUENCE: tuple[int, ...] = (*range(1, 20), 28, *range(20, 26), 26)
+SACRUM = 26
+SEQUENCE: tuple[int, ...] = (*range(1, 20), 28, *range(20, 26), SACRUM)
 OPTIONAL = frozenset({28, 25})  # T13 and L6 may be absent without a penalty
 # ... and are there at the cost of their rarity (-log prevalence: T13 about 2 %, L6 about
 # 6 %), so a sequence one short of evidence is not completed with an L6 above the sacrum
@@ -45,7 +46,6 @@ SPLIT_COST = 1.5
 # pieces share its name at SPLIT_COST whatever their size (else the top segment, a whole
 # body's size, is named L6 to avoid the cost; phantom seeds 30-59: 2 of 30 cases).
 BODY_UNIT_SPLIT_COST = 10.0
-SACRUM = 26
 WHOLE_UNIT = 0.6
 # A piece smaller than this is a fragment, not a vertebra (a C3 is about 8 cm3, body and arch).
 MIN_UNIT_MM3 = 1500.0

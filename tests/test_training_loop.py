@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from spinescreen.errors import ConfigError
 from training.config import load_training_config, parse_training_config
@@ -269,8 +271,6 @@ def test_grader_training_masks_are_drawn_like_a_network_draws_them() -> None:
     width) drawn as the outline network draws it: the dips filled when the fill reaches that
     deep, never a voxel of the body lost by the fill itself, edges moved by at most one
     voxel, and no voxel added beyond the end plates' rims."""
-    import numpy as np
-
     from training.samplers import drawn_like_a_network
 
     body = np.zeros((40, 40, 40), dtype=bool)
@@ -279,32 +279,39 @@ def test_grader_training_masks_are_drawn_like_a_network_draws_them() -> None:
     body[13:27, 13:27, 28:32] = False  # and the upper one
     depression = np.zeros_like(body)
     depression[13:27, 13:27, 8:12] = depression[13:27, 13:27, 28:32] = True
+    inner = ndimage.binary_erosion(body)  # one voxel in from the true body
+    outer = ndimage.binary_dilation(body | depression)  # one voxel out from the filled body
     filled = []
     for seed in range(40):
         drawn = drawn_like_a_network(body, np.random.default_rng(seed)) > 0.5
-        eroded_body = ndimage_erode(body)
-        assert drawn[eroded_body].all()  # at most a one-voxel erosion of the true body
-        assert not (drawn & ~ndimage_dilate(body | depression)).any()
+        assert drawn[inner].all()
+        assert not (drawn & ~outer).any()
         filled.append(drawn[depression].mean())
     assert max(filled) > 0.9 and min(filled) < 0.5  # some masks filled, others not
 
 
-def ndimage_erode(mask: Any) -> Any:
-    from scipy import ndimage
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_a_grader_trains_on_drawn_masks_as_configured(
+    share: float, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import training.samplers
 
-    return ndimage.binary_erosion(mask, ndimage.generate_binary_structure(3, 1))
+    drawn = []
+    original = training.samplers.drawn_like_a_network
 
+    def counted(mask: Any, rng: Any) -> Any:
+        drawn.append(1)
+        return original(mask, rng)
 
-def ndimage_dilate(mask: Any) -> Any:
-    from scipy import ndimage
-
-    return ndimage.binary_dilation(mask, ndimage.generate_binary_structure(3, 1))
-
-
-def test_a_grader_trains_on_drawn_masks_and_the_share_is_checked(tmp_path: Path) -> None:
+    monkeypatch.setattr(training.samplers, "drawn_like_a_network", counted)
     data = tiny_config("grader", tmp_path)
-    data["optim"]["drawn_masks"] = 1.0
+    data["optim"]["drawn_masks"] = share
     assert train(parse_training_config(data)).is_file()
+    assert bool(drawn) == (share > 0)  # every mask drawn at 1.0, none at 0.0
+
+
+def test_the_share_of_drawn_masks_is_checked(tmp_path: Path) -> None:
+    data = tiny_config("grader", tmp_path)
     data["optim"]["drawn_masks"] = 1.5
     with pytest.raises(ConfigError, match=r"optim\.drawn_masks"):
         parse_training_config(data)
