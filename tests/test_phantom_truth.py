@@ -184,3 +184,50 @@ def test_fracture_count_draws_that_many_fractures_and_leaves_other_seeds_alone()
         PhantomParams(fracture_count=2, fractures=[])
     with pytest.raises(ConfigError, match="0-8"):
         PhantomParams(fracture_count=9)
+
+
+def test_transitional_rates_draw_t13_and_l6_spines_and_leave_other_seeds_alone() -> None:
+    from training.phantoms.generator import _phantom_id
+    from training.phantoms.subject import draw_subject
+
+    def levels(seed: int, params: PhantomParams) -> list[str]:
+        return [s.level for s in draw_subject(np.random.default_rng(seed), params).shapes]
+
+    rich = PhantomParams(t13_rate=0.4, l6_rate=0.4)
+    drawn = [levels(seed, rich) for seed in range(100)]
+    t13 = sum("T13" in lv for lv in drawn)
+    l6 = sum("L6" in lv for lv in drawn)
+    assert 25 <= t13 <= 55 and 25 <= l6 <= 55, (t13, l6)
+    assert not any("T13" in lv and "L6" in lv for lv in drawn)
+    for lv in drawn:  # a T13 sits between T12 and L1, an L6 below L5
+        if "T13" in lv:
+            assert lv[lv.index("T12") + 1] == "T13" and lv[lv.index("T13") + 1] == "L1"
+        if "L6" in lv:
+            assert lv[-1] == "L6" and lv[-2] == "L5"
+    # the default draw is the population's (2 % T13, 6 % L6), as it was before the knobs
+    # (recorded 2026-12-07 with the code before them)
+    default = {seed: levels(seed, PhantomParams()) for seed in range(100)}
+    transitional = {s: "T13" if "T13" in lv else "L6" for s, lv in default.items() if len(lv) != 24}
+    assert transitional == {
+        0: "T13",
+        11: "L6",
+        15: "L6",
+        19: "L6",
+        28: "L6",
+        40: "L6",
+        52: "T13",
+        79: "L6",
+        89: "T13",
+        94: "L6",
+    }
+    assert levels(0, PhantomParams(variants=False)) == levels(
+        0, PhantomParams(t13_rate=0.0, l6_rate=0.0)
+    )
+    assert _phantom_id(0, PhantomParams(matrix=256, pixel_spacing_mm=1.5)) == "ct-000000-62be52"
+    assert _phantom_id(0, rich) != _phantom_id(0, PhantomParams())
+    with pytest.raises(ConfigError, match="at most 1"):
+        PhantomParams(t13_rate=0.6, l6_rate=0.6)
+    with pytest.raises(ConfigError, match="t13_rate"):
+        PhantomParams(t13_rate=1.5)
+    with pytest.raises(ConfigError, match="variants"):
+        PhantomParams(variants=False, l6_rate=0.2)

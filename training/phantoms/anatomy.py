@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from training.phantoms.params import CERVICAL, LUMBAR, THORACIC, VERSE_LABEL
+from training.phantoms.params import (
+    CERVICAL,
+    L6_RATE,
+    LUMBAR,
+    T13_RATE,
+    THORACIC,
+    VERSE_LABEL,
+)
 
 F64 = NDArray[np.float64]
 
@@ -130,14 +137,20 @@ class PlacedVertebra:
     confounders: list[str] = field(default_factory=list)
 
 
-def level_sequence(rng: np.random.Generator, variants: bool) -> list[tuple[str, float]]:
-    """Presacral levels with their table index; rare T13 / L6 / 11 rib pairs variants."""
+def level_sequence(
+    rng: np.random.Generator,
+    variants: bool,
+    t13_rate: float = T13_RATE,
+    l6_rate: float = L6_RATE,
+) -> list[tuple[str, float]]:
+    """Presacral levels with their table index; a T13 or an L6 (transitional vertebrae) in a
+    share ``t13_rate`` / ``l6_rate`` of spines when ``variants``."""
     thoracic = list(THORACIC)
     lumbar = list(LUMBAR)
     draw = rng.random() if variants else 1.0
-    if draw < 0.02:
+    if draw < t13_rate:
         thoracic.append("T13")
-    elif draw < 0.08:
+    elif draw < t13_rate + l6_rate:
         lumbar.append("L6")
     levels = [(n, float(i)) for i, n in enumerate(CERVICAL)]
     levels += [(n, 7.0 + 11.0 * i / max(len(thoracic) - 1, 1)) for i, n in enumerate(thoracic)]

@@ -300,7 +300,8 @@ def _params_record(p: PhantomParams, anatomy: Anatomy) -> dict[str, object]:
 
 def _phantom_id(seed: int, p: PhantomParams) -> str:
     params = p.as_dict()
-    if params["fracture_count"] is None:  # a later knob: the ids from before it stay
-        del params["fracture_count"]
+    for later in ("fracture_count", "t13_rate", "l6_rate"):  # later knobs: the ids from
+        if params[later] is None:  # before them stay
+            del params[later]
     digest = hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode())
     return f"ct-{seed:06d}-{digest.hexdigest()[:6]}"

@@ -27,6 +27,10 @@ MORPHOLOGIES: tuple[str, ...] = ("wedge", "biconcave", "crush")
 CERVICAL = tuple(f"C{n}" for n in range(1, 8))
 THORACIC = tuple(f"T{n}" for n in range(1, 13))
 LUMBAR = tuple(f"L{n}" for n in range(1, 6))
+# Transitional spines in the population: a 13th rib-bearing vertebra (T13) in about 2 %, a
+# sixth lumbar (L6) in about 6 % (models.labelling prices naming them by the same figures).
+T13_RATE = 0.02
+L6_RATE = 0.06
 VERSE_LABEL: dict[str, int] = {
     **{name: n + 1 for n, name in enumerate(CERVICAL + THORACIC + LUMBAR)},
     "L6": 25,
@@ -100,6 +104,10 @@ class PhantomParams:
     trabecular_hu: float | None = None  # subject's L1 trabecular bone density, HU
     confounders: bool = True  # allow Schmorl nodes, osteophytes, sclerosis, disc narrowing
     variants: bool = True  # allow 11/13 rib pairs, T13, L6 (transitional vertebrae)
+    # share of spines with a T13 / an L6 (None: T13_RATE / L6_RATE, as in the population);
+    # training data rich in them teaches a network to name levels from the ribs, not by count
+    t13_rate: float | None = None
+    l6_rate: float | None = None
     streaks: bool = True  # beam-hardening-like streaks near dense bone
 
     def __post_init__(self) -> None:
@@ -128,6 +136,18 @@ class PhantomParams:
                 )
             if not 0 <= self.fracture_count <= 8:
                 raise ConfigError(f"fracture_count {self.fracture_count} must lie in 0-8")
+        _check_range("t13_rate", self.t13_rate, 0.0, 1.0)
+        _check_range("l6_rate", self.l6_rate, 0.0, 1.0)
+        rates = (self.t13_rate or 0.0) + (self.l6_rate or 0.0)
+        if rates > 1.0:
+            raise ConfigError(
+                f"t13_rate + l6_rate = {rates:g}: a spine has a T13 or an L6, not both; "
+                "the two shares must add up to at most 1"
+            )
+        if not self.variants and (self.t13_rate or self.l6_rate):
+            raise ConfigError(
+                "t13_rate and l6_rate need variants: true (variants: false draws no T13 or L6)"
+            )
         levels = [f.level for f in self.fractures or []]
         if len(levels) != len(set(levels)):
             raise ConfigError(f"fracture levels {levels} repeat a level; give each level once")

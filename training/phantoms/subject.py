@@ -23,7 +23,14 @@ from training.phantoms.fractures import (
     fracture_body,
     keep_normal,
 )
-from training.phantoms.params import FIELDS_OF_VIEW, FRACTURE_LEVELS, FractureRequest, PhantomParams
+from training.phantoms.params import (
+    FIELDS_OF_VIEW,
+    FRACTURE_LEVELS,
+    L6_RATE,
+    T13_RATE,
+    FractureRequest,
+    PhantomParams,
+)
 from training.phantoms.vertebral_body import BodyModel
 
 SLICE_THICKNESSES = (0.5, 0.625, 1.0, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 5.0)
@@ -95,7 +102,12 @@ def draw_subject(rng: np.random.Generator, p: PhantomParams) -> Subject:
     age = float(rng.uniform(40.0, 92.0))
     habitus = float(rng.uniform(0.85, 1.3))
     size = float(rng.uniform(0.9, 1.1))
-    levels = level_sequence(rng, p.variants)
+    levels = level_sequence(
+        rng,
+        p.variants,
+        T13_RATE if p.t13_rate is None else p.t13_rate,
+        L6_RATE if p.l6_rate is None else p.l6_rate,
+    )
     shapes = [level_shape(name, index, size, rng) for name, index in levels]
     present = {s.level for s in shapes}
     requests = (
