@@ -242,6 +242,7 @@ def test_a_new_run_starts_from_exported_weights_and_refuses_a_card_that_does_not
     exported = torch.load(tmp_path / "exported" / "model.pt", weights_only=True)
     data = tiny_config("grader", tmp_path / "second")
     data["optim"]["learning_rate"] = 1e-12  # one step that leaves the parameters where it began
+    data["train"][0]["params"] = {"levels": 5}  # the default, said on the card
     second = train(parse_training_config(data), init=tmp_path / "exported")
     state = load_checkpoint(second)
     assert state["step"] == 1 and len(state["history"]["losses"]) == 1  # a new run
@@ -253,7 +254,7 @@ def test_a_new_run_starts_from_exported_weights_and_refuses_a_card_that_does_not
     card = export_checkpoint(second, tmp_path / "fine-tuned")
     assert card.training_data.startswith(
         f"fine-tuned from tiny-grader {first_card.version} (trained on: synthetic (2 cases); "
-        "1 steps, seed 0.), then: synthetic (2 cases); 1 steps"
+        "1 steps, seed 0.), then: synthetic (2 cases; levels 5); 1 steps"
     ), card.training_data
 
     other = tiny_config("segmenter", tmp_path / "third")

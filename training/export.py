@@ -14,6 +14,7 @@ import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -162,7 +163,7 @@ def _card(
         labels = {f"grade_{g}": f"Genant grade {g}" for g in range(4)}
         labels.update({f"morphology_{m}": m for m in MORPHOLOGIES})
     sources = ", ".join(
-        f"{s.kind} ({s.count} cases)"
+        f"{s.kind} ({s.count} cases{_drawn_with(s.params)})"
         if s.kind in ("phantoms", "synthetic")
         else f"{s.kind} ({s.root})"
         for s in config.train
@@ -189,3 +190,8 @@ def _card(
         metrics=metrics,
         created=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
+
+
+def _drawn_with(params: dict[str, Any]) -> str:
+    """The knobs a phantom source was drawn with, for the card: '; mode realistic, ...'."""
+    return "; " + ", ".join(f"{k} {v}" for k, v in params.items()) if params else ""
