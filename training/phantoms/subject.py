@@ -211,11 +211,14 @@ def _nominal_ratio(body: BodyModel) -> float:
 def _rib_scales(
     rng: np.random.Generator, shapes: list[LevelShape], variants: bool
 ) -> dict[str, float]:
+    """Rib size per thoracic level: the last pair is sometimes short or missing (11 pairs).
+    A T13 is thoracic by its rib, so a spine with one keeps it (short at least) and T12's."""
     out = {s.level: 1.0 for s in shapes if s.level.startswith("T")}
     if variants and "T12" in out:
+        last = "T13" if "T13" in out else "T12"
         draw = rng.random()
         if draw < 0.08:
-            out["T12"] = 0.0  # 11 rib pairs
+            out[last] = 0.55 if last == "T13" else 0.0  # 11 rib pairs (13 thoracic: a short one)
         elif draw < 0.2:
-            out["T12"] = 0.55  # hypoplastic 12th rib
+            out[last] = 0.55  # hypoplastic last rib
     return out
