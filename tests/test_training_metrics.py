@@ -127,6 +127,24 @@ def test_summary_reports_vertebrae_the_field_of_view_holds_whole_apart() -> None
     assert "holds whole: 1 of 3" in render_markdown(summary, {})
 
 
+def test_summary_reports_spines_with_a_t13_or_an_l6_apart() -> None:
+    def named(case: str, label: int, identified: bool) -> VertebraOutcome:
+        return dataclasses.replace(_outcome(case, label, 0, 0.1, 0.0), identified=identified)
+
+    outcomes = [named("a", 19, False), named("a", 28, False), named("a", 20, True)]
+    outcomes += [named("b", 24, True), named("b", 25, True), named("c", 20, True)]
+    outcomes += [named("c", 21, False)]
+    summary = summarise(outcomes, ["a", "b", "c"], [0.9, 0.9, 0.9])
+    spines = summary["transitional_spines"]
+    assert (spines["cases"], spines["vertebrae"]) == (2, 5)
+    assert spines["identification_rate"] == pytest.approx(3 / 5)
+    assert spines["identification_rate_other_spines"] == pytest.approx(1 / 2)
+    assert "T13 or an L6 (transitional): 2 cases, 5 vertebrae" in render_markdown(summary, {})
+    typical = summarise(outcomes[-2:], ["c"], [0.9])
+    assert "transitional_spines" not in typical
+    assert "transitional" not in render_markdown(typical, {})
+
+
 def test_evaluation_of_an_oracle_segmentation_is_perfect() -> None:
     case = SyntheticSource(1, shape=(40, 40, 82)).load(0)  # bodies 14 slices x 2 mm = 28 mm
     heights = {"anterior": 28.0, "middle": 28.0, "posterior": 28.0}

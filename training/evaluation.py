@@ -43,6 +43,7 @@ from training.metrics import (
 
 log = logging.getLogger(__name__)
 THRESHOLD = 0.5
+TRANSITIONAL = frozenset({25, 28})  # L6, T13 (VerSe)
 
 
 @dataclass(frozen=True)
@@ -207,6 +208,17 @@ def summarise(
         summary["complete_vertebrae"] = len(whole)
         summary["mean_dice_complete"] = _mean([o.dice for o in whole])
         summary["identification_rate_complete"] = _mean([float(o.identified) for o in whole])
+    transitional = {o.case_id for o in outcomes if o.label in TRANSITIONAL}
+    if transitional:
+        # a T13 or an L6 shifts every level named by count; its spines reported apart
+        inside = [o for o in outcomes if o.case_id in transitional]
+        others = [o for o in outcomes if o.case_id not in transitional]
+        summary["transitional_spines"] = {
+            "cases": len(transitional),
+            "vertebrae": len(inside),
+            "identification_rate": _mean([float(o.identified) for o in inside]),
+            "identification_rate_other_spines": _mean([float(o.identified) for o in others]),
+        }
     height_errors = [o.height_error_mm for o in outcomes if not math.isnan(o.height_error_mm)]
     if height_errors:
         summary["height_error_mm"] = {

@@ -64,6 +64,7 @@ def render_markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         f"- Identification rate (VerSe 20 mm rule): {_fmt(summary['identification_rate'])}",
         f"- Mean localisation error: {_fmt(summary['mean_localisation_error_mm'])} mm",
         *_complete_lines(summary),
+        *_transitional_lines(summary.get("transitional_spines")),
         "",
         *_height_lines(summary.get("height_error_mm")),
         "| level | Dice |",
@@ -85,6 +86,17 @@ def _complete_lines(summary: dict[str, Any]) -> list[str]:
         f"{summary['vertebrae']}; their mean Dice {_fmt(summary['mean_dice_complete'])}, "
         f"identification rate {_fmt(summary['identification_rate_complete'])} (the figures "
         "above count every labelled vertebra, cut ones included)",
+    ]
+
+
+def _transitional_lines(spines: dict[str, Any] | None) -> list[str]:
+    if not spines:
+        return []
+    return [
+        f"- Spines with a T13 or an L6 (transitional): {spines['cases']} cases, "
+        f"{spines['vertebrae']} vertebrae, identification rate "
+        f"{_fmt(spines['identification_rate'])}; the other spines: "
+        f"{_fmt(spines['identification_rate_other_spines'])}",
     ]
 
 
