@@ -300,8 +300,9 @@ def _params_record(p: PhantomParams, anatomy: Anatomy) -> dict[str, object]:
 
 def _phantom_id(seed: int, p: PhantomParams) -> str:
     params = p.as_dict()
-    for later in ("fracture_count", "t13_rate", "l6_rate"):  # later knobs: the ids from
-        if params[later] is None:  # before them stay
+    # knobs added later leave the ids of phantoms made without them as they were
+    for later in ("fracture_count", "t13_rate", "l6_rate"):
+        if params[later] is None:
             del params[later]
     digest = hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode())
     return f"ct-{seed:06d}-{digest.hexdigest()[:6]}"

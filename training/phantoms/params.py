@@ -105,7 +105,8 @@ class PhantomParams:
     confounders: bool = True  # allow Schmorl nodes, osteophytes, sclerosis, disc narrowing
     variants: bool = True  # allow 11/13 rib pairs, T13, L6 (transitional vertebrae)
     # share of spines with a T13 / an L6 (None: T13_RATE / L6_RATE, as in the population);
-    # training data rich in them teaches a network to name levels from the ribs, not by count
+    # training data rich in them asks a network to name levels from the ribs, not by count
+    # alone (what 2400 CPU steps of it taught: docs/training-history.md)
     t13_rate: float | None = None
     l6_rate: float | None = None
     streaks: bool = True  # beam-hardening-like streaks near dense bone
