@@ -34,7 +34,7 @@ from scipy import ndimage
 # VerSe labels in head-to-feet order; T13 (28) sits between T12 (19) and L1 (20).
 SACRUM = 26
 SEQUENCE: tuple[int, ...] = (*range(1, 20), 28, *range(20, 26), SACRUM)
-OPTIONAL = frozenset({28, 25})  # T13 and L6 may be absent without a penalty
+TRANSITIONAL = frozenset({28, 25})  # T13 and L6 may be absent without a penalty
 # ... and are there at the cost of their rarity (-log prevalence: T13 about 2 %, L6 about
 # 6 %), so a sequence one short of evidence is not completed with an L6 above the sacrum
 OPTIONAL_VISIT_COST = {28: 3.9, 25: 2.8}
@@ -248,7 +248,7 @@ def _transition_costs() -> NDArray[np.float64]:
         skipped = 0.0
         for b in range(a + 1, m):
             cost[a, b] = skipped + OPTIONAL_VISIT_COST.get(SEQUENCE[b], 0.0)
-            if SEQUENCE[b] not in OPTIONAL:
+            if SEQUENCE[b] not in TRANSITIONAL:
                 skipped += SKIP_COST
     return cost
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from models.grader import Grader
-from models.labelling import SACRUM  # not measured, not graded
+from models.labelling import SACRUM, TRANSITIONAL  # sacrum: not measured, not graded
 from models.networks import LEVEL_NAMES
 from models.segmenter import SegmentationResult, Segmenter
 from pipeline.grading import ModelOpinion, fracture_scores, model_scores
@@ -43,7 +43,6 @@ from training.metrics import (
 
 log = logging.getLogger(__name__)
 THRESHOLD = 0.5
-TRANSITIONAL = frozenset({25, 28})  # L6, T13 (VerSe)
 
 
 @dataclass(frozen=True)

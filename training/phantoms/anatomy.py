@@ -16,14 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from training.phantoms.params import (
-    CERVICAL,
-    L6_RATE,
-    LUMBAR,
-    T13_RATE,
-    THORACIC,
-    VERSE_LABEL,
-)
+from training.phantoms.params import CERVICAL, LUMBAR, THORACIC, VERSE_LABEL
 
 F64 = NDArray[np.float64]
 
@@ -138,10 +131,7 @@ class PlacedVertebra:
 
 
 def level_sequence(
-    rng: np.random.Generator,
-    variants: bool,
-    t13_rate: float = T13_RATE,
-    l6_rate: float = L6_RATE,
+    rng: np.random.Generator, variants: bool, t13_rate: float, l6_rate: float
 ) -> list[tuple[str, float]]:
     """Presacral levels with their table index; a T13 or an L6 (transitional vertebrae) in a
     share ``t13_rate`` / ``l6_rate`` of spines when ``variants``."""
