@@ -26,7 +26,10 @@ body met per millimetre of the spine's centre line dips at every disc. Here:
 5. vertebra left unreached of at least MIN_UNIT_MM3 joins the unit whose body spans its
    position along the centre line (within ORPHAN_REACH_MM: a transverse process or an arch
    the growth did not reach), or is a unit of its own where no body is (a vertebra whose
-   body the outline missed); smaller pieces are dropped.
+   body the outline missed); smaller pieces are dropped. At the ends of the grid along the
+   spine, a piece of at least EDGE_PIECE_MM3 is a unit of its own, wherever it lies: a
+   sliver of the vertebra beyond the field of view (its arch or spinous process, its body
+   out of view), which the labelling names the next level on, as VerSe's ground truth does.
 
 Finding vertebrae from the body profile along the spine curve is the classic way (the
 vertebra-localisation literature before the CNNs); here it turns the outline into instances
@@ -52,6 +55,7 @@ LONG_INTERVAL = 1.6  # a unit this much longer than its neighbours holds two bod
 SHORT_INTERVAL = 0.5  # ... and one this much shorter is part of a body
 GROWTH_LIMIT_MM = 90.0  # a spinous process tip is at most this far from its body
 ORPHAN_REACH_MM = 5.0  # a detached piece this far along the spine from a body joins it
+EDGE_PIECE_MM3 = 100.0  # ... and one at the scan's end is kept from this size (a sliver)
 _CROSS = ndimage.generate_binary_structure(3, 1)
 _CUBE = np.ones((3, 3, 3), dtype=bool)
 
@@ -98,14 +102,20 @@ def body_units(
         lookup = np.zeros(count + 1, dtype=np.int32)
         held = set(np.unique(units).tolist())
         fresh = int(units.max(initial=0))
-        big = [int(p) for p in np.flatnonzero(sizes * voxel_mm3 >= MIN_UNIT_MM3) if p > 0]
+        edge = np.zeros(count + 1, dtype=bool)  # pieces in the grid's end planes
+        edge[np.take(orphans, 0, superior_axis)] = True
+        edge[np.take(orphans, -1, superior_axis)] = True
+        kept = (sizes * voxel_mm3 >= MIN_UNIT_MM3) | (edge & (sizes * voxel_mm3 >= EDGE_PIECE_MM3))
+        big = [int(p) for p in np.flatnonzero(kept) if p > 0]
         centres = ndimage.center_of_mass(orphans > 0, orphans, big)
         for piece, centre in zip(big, centres, strict=True):
             # A piece at the level of a body already found is part of a vertebra (a
             # transverse process or an arch the growth did not reach); elsewhere it is a
-            # vertebra whose body the outline missed.
+            # vertebra whose body the outline missed. A piece at the grid's end is the
+            # vertebra beyond it, even beside a body: an arch reaches down beside the body
+            # below it.
             level = 0
-            if tree is not None:
+            if tree is not None and not edge[piece]:
                 at = tree.query(np.asarray(centre) * spacing)[1]
                 beside = [
                     (abs(at - (lo + hi) / 2), unit)

@@ -207,3 +207,24 @@ def test_an_odd_shift_leaves_no_vertebra_voxel_unlabelled() -> None:
     units = body_units(vertebra, body_probability, SPACING)
     assert not (vertebra & (units == 0)).any()
     assert agreement(units, truth) > 0.95
+
+
+def test_a_sliver_at_the_scan_end_is_a_vertebra_of_its_own() -> None:
+    """The arch of the vertebra above the first body, cut by the field of view, lies apart
+    from the vertebrae in view: at the scan's end it is a unit of its own (the labelling
+    names it the next level up), however small; the same piece inside the scan is a
+    fragment and dropped."""
+    vertebra, body_probability, truth = spine()
+    depth = vertebra.shape[2]
+    sliver = (slice(14, 26), slice(10, 18), slice(depth - 3, depth))  # 1 cm3, top plane
+    vertebra[sliver], truth[sliver] = True, 6
+    units = body_units(vertebra, body_probability, SPACING)
+    assert len(np.unique(units)) - 1 == 6
+    assert agreement(units, truth) > 0.95
+    assert len(np.unique(units[sliver])) == 1 and units[sliver][0, 0, 0] not in units[truth == 1]
+
+    vertebra, body_probability, truth = spine()
+    inside = (slice(0, 4), slice(10, 18), slice(depth // 2 - 10, depth // 2 - 2))  # apart
+    vertebra[inside] = True
+    units = body_units(vertebra, body_probability, SPACING)
+    assert len(np.unique(units)) - 1 == 5 and not units[inside].any()
