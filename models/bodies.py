@@ -26,10 +26,14 @@ body met per millimetre of the spine's centre line dips at every disc. Here:
 5. vertebra left unreached of at least MIN_UNIT_MM3 joins the unit whose body spans its
    position along the centre line (within ORPHAN_REACH_MM: a transverse process or an arch
    the growth did not reach), or is a unit of its own where no body is (a vertebra whose
-   body the outline missed); smaller pieces are dropped. At the ends of the grid along the
-   spine, a piece of at least EDGE_PIECE_MM3 is a unit of its own, wherever it lies: a
-   sliver of the vertebra beyond the field of view (its arch or spinous process, its body
-   out of view), which the labelling names the next level on, as VerSe's ground truth does.
+   body the outline missed); smaller pieces are dropped, except at the ends of the grid
+   along the spine: a smaller piece there of at least EDGE_PIECE_MM3 is a unit of its own,
+   wherever it lies, a sliver of the vertebra beyond the field of view (its arch or spinous
+   process, its body out of view), which the labelling names the next level on, as VerSe's
+   ground truth does; where a body is cut there, or another piece there is a vertebra of its
+   own, the sliver is part of it (phantom seed 30: a piece of a cut T10's arch, else named
+   T9 beside the T10 its body piece was named; seed 7 the other way: a T8 sliver above a
+   cut T9 now joins T9).
 
 Finding vertebrae from the body profile along the spine curve is the classic way (the
 vertebra-localisation literature before the CNNs); here it turns the outline into instances
@@ -95,6 +99,7 @@ def body_units(
         reach = ORPHAN_REACH_MM / step
     voxel_mm3 = float(np.prod(spacing))
     units = _drop_small(units, MIN_UNIT_MM3 / 8.0 / voxel_mm3)  # a body is a fraction of it
+    cut = _cut_bodies(units, superior_axis)
     units = _grow_coarse(units, vertebra, int(np.ceil(GROWTH_LIMIT_MM / (2 * spacing.min()))))
     orphans, count = ndimage.label(vertebra & (units == 0), structure=_CUBE)
     if count:
@@ -102,20 +107,28 @@ def body_units(
         lookup = np.zeros(count + 1, dtype=np.int32)
         held = set(np.unique(units).tolist())
         fresh = int(units.max(initial=0))
-        edge = np.zeros(count + 1, dtype=bool)  # pieces in the grid's end planes
-        edge[np.take(orphans, 0, superior_axis)] = True
-        edge[np.take(orphans, -1, superior_axis)] = True
-        kept = (sizes * voxel_mm3 >= MIN_UNIT_MM3) | (edge & (sizes * voxel_mm3 >= EDGE_PIECE_MM3))
-        big = [int(p) for p in np.flatnonzero(kept) if p > 0]
-        centres = ndimage.center_of_mass(orphans > 0, orphans, big)
-        for piece, centre in zip(big, centres, strict=True):
+        end = np.zeros(count + 1, dtype=np.int8)  # pieces in the grid's end planes: 1, 2
+        end[np.take(orphans, -1, superior_axis)] = 2
+        end[np.take(orphans, 0, superior_axis)] = 1
+        big_enough = sizes * voxel_mm3 >= MIN_UNIT_MM3
+        sliver = (end > 0) & ~big_enough & (sizes * voxel_mm3 >= EDGE_PIECE_MM3)
+        # slivers last, so that they can join a vertebra found beyond the same end
+        kept = sorted(
+            (int(p) for p in np.flatnonzero(big_enough | sliver) if p > 0), key=sliver.__getitem__
+        )
+        centres = ndimage.center_of_mass(orphans > 0, orphans, kept)
+        beyond = {side: unit for side, unit in cut.items() if unit}  # end -> its vertebra
+        for piece, centre in zip(kept, centres, strict=True):
             # A piece at the level of a body already found is part of a vertebra (a
             # transverse process or an arch the growth did not reach); elsewhere it is a
-            # vertebra whose body the outline missed. A piece at the grid's end is the
-            # vertebra beyond it, even beside a body: an arch reaches down beside the body
-            # below it.
+            # vertebra whose body the outline missed. A sliver at the grid's end belongs to
+            # the vertebra whose body that end cuts, where there is one; else it is the
+            # vertebra beyond, even beside a body (an arch reaches down beside the body
+            # below it), and all the slivers at one end are one vertebra.
             level = 0
-            if tree is not None and not edge[piece]:
+            if sliver[piece]:
+                level = beyond.get(int(end[piece]), 0)
+            elif tree is not None:
                 at = tree.query(np.asarray(centre) * spacing)[1]
                 beside = [
                     (abs(at - (lo + hi) / 2), unit)
@@ -128,6 +141,8 @@ def body_units(
             else:
                 fresh += 1
                 lookup[piece] = fresh
+                if end[piece]:
+                    beyond[int(end[piece])] = fresh
         units = np.where(units > 0, units, lookup[orphans])
     return _renumber(units)
 
@@ -226,6 +241,30 @@ def _split_long(cuts: list[int], relative: NDArray[np.float64]) -> NDArray[np.in
         if not changed:
             break
     return np.asarray(cuts, dtype=np.intp)
+
+
+def _cut_bodies(units: NDArray[np.int32], superior_axis: int) -> dict[int, int]:
+    """The body unit the grid's first (1) and last (2) plane cut, where one does: of all the
+    bodies in that plane the one with most voxels there, if it is under half as high as the
+    median body (a whole body that reaches the plane through a sliver of the next one's end
+    plate is not cut)."""
+    boxes = ndimage.find_objects(units)
+    heights = {
+        i: box[superior_axis].stop - box[superior_axis].start
+        for i, box in enumerate(boxes, start=1)
+        if box is not None
+    }
+    if not heights:
+        return {}
+    typical = float(np.median(list(heights.values())))
+    cut = {}
+    for side, plane in ((1, 0), (2, -1)):
+        counts = np.bincount(np.take(units, plane, superior_axis).ravel())
+        counts[0] = 0
+        unit = int(counts.argmax()) if counts.any() else 0
+        if unit and heights[unit] < 0.5 * typical:
+            cut[side] = unit
+    return cut
 
 
 def _drop_small(units: NDArray[np.int32], min_voxels: float) -> NDArray[np.int32]:

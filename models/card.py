@@ -148,7 +148,7 @@ def render_markdown(card: ModelCard) -> str:
         "",
         "## Labels",
         "",
-        *[f"- {key}: {value}" for key, value in card.labels.items()],
+        *[f"- {key}: {value}" for key, value in sorted(card.labels.items(), key=_label_order)],
         "",
         "## Training data and its limits",
         "",
@@ -166,3 +166,10 @@ def render_markdown(card: ModelCard) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _label_order(item: tuple[str, str]) -> tuple[int, int, str]:
+    """Numeric labels in number order (a card read back from JSON has them as sorted text:
+    "10" before "2"), then named ones."""
+    key = item[0]
+    return (0, int(key), "") if key.isdigit() else (1, 0, key)

@@ -228,3 +228,19 @@ def test_a_sliver_at_the_scan_end_is_a_vertebra_of_its_own() -> None:
     vertebra[inside] = True
     units = body_units(vertebra, body_probability, SPACING)
     assert len(np.unique(units)) - 1 == 5 and not units[inside].any()
+
+
+def test_a_sliver_beside_a_body_the_scan_end_cuts_is_part_of_that_vertebra() -> None:
+    """Where the field of view cuts a body, a sliver at that end belongs to its vertebra (the
+    vertebra beyond is the cut one), not to one more level beyond it."""
+    vertebra, body_probability, truth = spine()
+    keep = vertebra.shape[2] - 14  # the first body keeps 6 of its 16 planes, no pedicle
+    vertebra, body_probability, truth = (
+        a[:, :, :keep].copy() for a in (vertebra, body_probability, truth)
+    )
+    sliver = (slice(0, 4), slice(10, 18), slice(keep - 3, keep))  # 0.3 cm3, apart
+    vertebra[sliver] = True
+    units = body_units(vertebra, body_probability, SPACING)
+    assert len(np.unique(units)) - 1 == 5
+    cut_body = units[(truth == 1) & (body_probability > 0.5)]
+    assert len(np.unique(cut_body)) == 1 and (units[sliver] == cut_body[0]).all()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,16 @@ def test_preprocessing_spec_rejects_bad_values() -> None:
         PreprocessingSpec(spacing_mm=(0.0, 1.0, 1.0), window_hu=(0, 1), patch_size=(8, 8, 8))
     with pytest.raises(ModelError, match="window"):
         PreprocessingSpec(spacing_mm=(1.0, 1.0, 1.0), window_hu=(5, 1), patch_size=(8, 8, 8))
+
+
+def test_a_card_saved_again_lists_its_labels_in_number_order(tmp_path: Path) -> None:
+    card = replace(_card(tmp_path / "a"), labels={"1": "C1", "2": "C2", "10": "T3", "26": "S"})
+    card.save(tmp_path / "a")
+    read_card(tmp_path / "a").save(tmp_path / "a")  # JSON sorts its keys as text
+    markdown = (tmp_path / "a" / "card.md").read_text()
+    assert [line for line in markdown.splitlines() if line[:3] in ("- 1", "- 2")] == [
+        "- 1: C1",
+        "- 2: C2",
+        "- 10: T3",
+        "- 26: S",
+    ]
