@@ -30,10 +30,10 @@ body met per millimetre of the spine's centre line dips at every disc. Here:
    along the spine: a smaller piece there of at least EDGE_PIECE_MM3 is a unit of its own,
    wherever it lies, a sliver of the vertebra beyond the field of view (its arch or spinous
    process, its body out of view), which the labelling names the next level on, as VerSe's
-   ground truth does; where a body is cut there, or another piece there is a vertebra of its
-   own, the sliver is part of it (phantom seed 30: a piece of a cut T10's arch, else named
-   T9 beside the T10 its body piece was named; seed 7 the other way: a T8 sliver above a
-   cut T9 now joins T9).
+   ground truth does; where the field of view cuts a body at that end (``_cut_ends``), or
+   another piece there is a vertebra of its own, the sliver is part of that vertebra
+   (phantom seed 30 and the real TPTBox crop: a piece of the cut vertebra's own arch, else
+   named one level beyond it).
 
 Finding vertebrae from the body profile along the spine curve is the classic way (the
 vertebra-localisation literature before the CNNs); here it turns the outline into instances
@@ -59,6 +59,7 @@ LONG_INTERVAL = 1.6  # a unit this much longer than its neighbours holds two bod
 SHORT_INTERVAL = 0.5  # ... and one this much shorter is part of a body
 GROWTH_LIMIT_MM = 90.0  # a spinous process tip is at most this far from its body
 ORPHAN_REACH_MM = 5.0  # a detached piece this far along the spine from a body joins it
+CUT_BODY_SHARE = 0.75  # an end body this much shorter than the next is cut by the scan
 EDGE_PIECE_MM3 = 100.0  # ... and one at the scan's end is kept from this size (a sliver)
 _CROSS = ndimage.generate_binary_structure(3, 1)
 _CUBE = np.ones((3, 3, 3), dtype=bool)
@@ -76,7 +77,7 @@ def body_units(
     weight = np.where(vertebra, body_probability, 0.0).astype(np.float32)
     line = centre_line(weight, spacing, superior_axis)
     units = np.zeros(vertebra.shape, dtype=np.int32)
-    tree, span, reach = None, {}, 0.0
+    tree, span, reach, cut = None, {}, 0.0, {}
     if line is not None:
         found = np.nonzero(weight > BODY_THRESHOLD)
         tree = cKDTree(line)
@@ -97,9 +98,9 @@ def body_units(
             for i in np.unique(interval)
         }
         reach = ORPHAN_REACH_MM / step
+        cut = _cut_ends(_relative_profile(profile.astype(np.float64), step), span)
     voxel_mm3 = float(np.prod(spacing))
     units = _drop_small(units, MIN_UNIT_MM3 / 8.0 / voxel_mm3)  # a body is a fraction of it
-    cut = _cut_bodies(units, superior_axis)
     units = _grow_coarse(units, vertebra, int(np.ceil(GROWTH_LIMIT_MM / (2 * spacing.min()))))
     orphans, count = ndimage.label(vertebra & (units == 0), structure=_CUBE)
     if count:
@@ -117,7 +118,7 @@ def body_units(
             (int(p) for p in np.flatnonzero(big_enough | sliver) if p > 0), key=sliver.__getitem__
         )
         centres = ndimage.center_of_mass(orphans > 0, orphans, kept)
-        beyond = {side: unit for side, unit in cut.items() if unit}  # end -> its vertebra
+        beyond = {side: unit for side, unit in cut.items() if unit in held}  # end -> vertebra
         for piece, centre in zip(kept, centres, strict=True):
             # A piece at the level of a body already found is part of a vertebra (a
             # transverse process or an arch the growth did not reach); elsewhere it is a
@@ -174,10 +175,7 @@ def centre_line(
 
 def profile_cuts(profile: NDArray[np.float64], step_mm: float) -> NDArray[np.intp]:
     """Positions along the centre line where the body profile dips (the discs)."""
-    smooth = ndimage.gaussian_filter1d(profile, PROFILE_SMOOTH_MM / step_mm)
-    window = max(3, round(DIP_WINDOW_MM / step_mm) | 1)
-    peak = ndimage.maximum_filter1d(smooth, window)
-    relative = smooth / np.maximum(peak, 1e-9)
+    relative = _relative_profile(profile, step_mm)
     # Where the field of view cuts a body, the spine goes on beyond it: that end is padded
     # with a whole body, so the disc above a few millimetres of the next body is a dip like
     # any other (unpadded, the sliver's low rise was the dip's only base, and the sliver
@@ -193,6 +191,33 @@ def profile_cuts(profile: NDArray[np.float64], step_mm: float) -> NDArray[np.int
     )
     cuts = [int(c) - before for c in found if 0 < int(c) - before < n - 1]
     return _split_long(cuts, relative)
+
+
+def _cut_ends(relative: NDArray[np.float64], span: dict[int, tuple[int, int]]) -> dict[int, int]:
+    """The body interval the field of view cuts at the profile's start (1) and end (2),
+    where one does: the profile is still high there (as in ``profile_cuts``) and the
+    interval is under CUT_BODY_SHARE of the next one's length (an interval holding a whole
+    body and a sliver of the next one's end plate is not the cut vertebra)."""
+    cut: dict[int, int] = {}
+    order = sorted(span)
+    if len(order) < 2:
+        return cut
+    for side, at, end, inner in ((1, 0, order[0], order[1]), (2, -1, order[-1], order[-2])):
+        length = span[end][1] - span[end][0] + 1
+        if relative[at] > MIN_DIP and length < CUT_BODY_SHARE * (
+            span[inner][1] - span[inner][0] + 1
+        ):
+            cut[side] = end
+    return cut
+
+
+def _relative_profile(profile: NDArray[np.float64], step_mm: float) -> NDArray[np.float64]:
+    """The smoothed profile as a share of its local peak (DIP_WINDOW_MM around each point)."""
+    smooth = ndimage.gaussian_filter1d(profile, PROFILE_SMOOTH_MM / step_mm)
+    window = max(3, round(DIP_WINDOW_MM / step_mm) | 1)
+    peak = ndimage.maximum_filter1d(smooth, window)
+    relative: NDArray[np.float64] = smooth / np.maximum(peak, 1e-9)
+    return relative
 
 
 def _split_long(cuts: list[int], relative: NDArray[np.float64]) -> NDArray[np.intp]:
@@ -241,30 +266,6 @@ def _split_long(cuts: list[int], relative: NDArray[np.float64]) -> NDArray[np.in
         if not changed:
             break
     return np.asarray(cuts, dtype=np.intp)
-
-
-def _cut_bodies(units: NDArray[np.int32], superior_axis: int) -> dict[int, int]:
-    """The body unit the grid's first (1) and last (2) plane cut, where one does: of all the
-    bodies in that plane the one with most voxels there, if it is under half as high as the
-    median body (a whole body that reaches the plane through a sliver of the next one's end
-    plate is not cut)."""
-    boxes = ndimage.find_objects(units)
-    heights = {
-        i: box[superior_axis].stop - box[superior_axis].start
-        for i, box in enumerate(boxes, start=1)
-        if box is not None
-    }
-    if not heights:
-        return {}
-    typical = float(np.median(list(heights.values())))
-    cut = {}
-    for side, plane in ((1, 0), (2, -1)):
-        counts = np.bincount(np.take(units, plane, superior_axis).ravel())
-        counts[0] = 0
-        unit = int(counts.argmax()) if counts.any() else 0
-        if unit and heights[unit] < 0.5 * typical:
-            cut[side] = unit
-    return cut
 
 
 def _drop_small(units: NDArray[np.int32], min_voxels: float) -> NDArray[np.int32]:

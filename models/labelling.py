@@ -173,8 +173,12 @@ def name_units(
         if voxels[i]
     ]
     units.sort(key=lambda u: -u.centre[superior_axis])
+    # The first and last unit where the grid's end planes cut them: the vertebra the field of
+    # view cuts is not its neighbour's other half, whatever its size.
+    ends = {int(v) for plane in (0, -1) for v in np.unique(np.take(unit_map, plane, superior_axis))}
+    cut = (units[0].index in ends, units[-1].index in ends)
     lookup = np.zeros(count + 1, dtype=np.uint8)
-    for unit, level in zip(units, _viterbi(units, BODY_UNIT_SPLIT_COST), strict=True):
+    for unit, level in zip(units, _viterbi(units, BODY_UNIT_SPLIT_COST, cut), strict=True):
         lookup[unit.index] = level
     confidence = {}
     for label in (int(v) for v in np.unique(lookup) if v):
@@ -196,11 +200,17 @@ def _evidence(
     return evidence / total if total > 0 else np.full(len(SEQUENCE), 1 / len(SEQUENCE))
 
 
-def _viterbi(units: list[Unit], whole_split_cost: float = SPLIT_COST) -> list[int]:
+def _viterbi(
+    units: list[Unit],
+    whole_split_cost: float = SPLIT_COST,
+    cut_ends: tuple[bool, bool] = (False, False),
+) -> list[int]:
     """Most probable level sequence (VerSe labels) for head-to-feet ordered units.
 
     Two consecutive units that are each a whole vertebra's size (WHOLE_UNIT of the median of
-    the units around them) share a level at ``whole_split_cost`` instead of SPLIT_COST."""
+    the units around them) share a level at ``whole_split_cost`` instead of SPLIT_COST; so
+    do the first unit and the second where ``cut_ends[0]`` (the field of view cuts the first
+    unit), and the last two where ``cut_ends[1]``."""
     n, m = len(units), len(SEQUENCE)
     sizes = np.array([u.voxels for u in units], dtype=np.float64)
     typical = float(np.median(sizes))
@@ -213,8 +223,12 @@ def _viterbi(units: list[Unit], whole_split_cost: float = SPLIT_COST) -> list[in
     visit = np.array([OPTIONAL_VISIT_COST.get(level, 0.0) for level in SEQUENCE])
     score = emit[0] - visit  # a first unit named T13 or L6 pays their rarity too
     back = np.zeros((n, m), dtype=np.int64)
+    whole_pair = whole[:-1] & whole[1:]
+    if n > 1:
+        whole_pair[0] |= cut_ends[0]
+        whole_pair[-1] |= cut_ends[1]
     for i in range(1, n):
-        step = move + split if whole[i - 1] and whole[i] else move
+        step = move + split if whole_pair[i - 1] else move
         total = score[:, None] - step  # from state a (rows) to state b (columns)
         back[i] = total.argmax(axis=0)
         score = total.max(axis=0) + emit[i]

@@ -142,6 +142,25 @@ def test_given_units_are_named_as_a_sequence_and_split_bodies_merged() -> None:
     assert len({int(labels[0, 0, z]) for z in (32, 22, 16, 7)}) == 4
 
 
+def test_a_vertebra_the_scan_end_cuts_is_not_its_neighbours_other_half() -> None:
+    """Half a vertebra whose evidence reads as its neighbour's level is the neighbour's other
+    half inside the grid, but in the grid's end plane it is the vertebra the scan cuts and
+    the next level on (phantoms: a cut T12 read as L1, the top of a cut sacrum as L5)."""
+    for top, named in ((40, [T12, L1, L2]), (39, [L1, L1, L2])):  # in the end plane or not
+        units = np.zeros((4, 4, 40), dtype=np.int32)
+        units[:, :, 20:32] = 1  # L1, whole
+        units[:, :, 6:18] = 2  # L2, whole
+        units[:, :, top - 6 : top] = 3  # half a vertebra above L1 that reads L1
+        voxels = np.nonzero(units)
+        probabilities = np.zeros((len(VERTEBRA_LABELS), len(voxels[0])), dtype=np.float32)
+        for number, level in {1: L1, 2: L2, 3: L1}.items():
+            probabilities[VERTEBRA_LABELS.index(level), units[voxels] == number] = 0.98
+            probabilities[VERTEBRA_LABELS.index(T12), units[voxels] == number] = 0.001
+            probabilities[0, units[voxels] == number] = 0.019
+        labels, _ = name_units(units, probabilities, VERTEBRA_LABELS)
+        assert [int(labels[0, 0, z]) for z in (top - 1, 25, 10)] == named, top
+
+
 def test_the_sacrum_cut_at_its_fused_segments_is_one_sacrum_not_an_l6() -> None:
     """The outline cuts the sacrum at the remnants of its discs into pieces each a whole
     body's size. They are one sacrum. The old rule (two whole units share a name only at

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 
@@ -13,6 +14,7 @@ from models import load_grader, load_segmenter
 from models.loading import SHIPPED_WEIGHTS
 from models.settings import ModelSettings
 from spinescreen.cli import main
+from tests.conftest import require_shared
 from training.phantoms import PhantomParams, make_ct_phantom, parse_fracture
 from training.phantoms.dicom_writer import write_ct_study
 
@@ -94,3 +96,22 @@ def test_analyze_names_levels_and_finds_fractures_on_dicom_phantoms(
             assert grade is None or grade < 2, (t.level, grade)
     if any(t.genant_grade >= 2 for t in truth.values()):
         assert study["fracture"], study
+
+
+@shipped
+@pytest.mark.slow
+def test_analyze_names_the_real_lumbar_crop_without_a_level_beyond_it(tmp_path: Path) -> None:
+    """The TPTBox crop (../shared: L3 whole, L2 and L4 cut by the crop) comes out as its
+    published L3 with L4 below, nothing graded; a piece of the cut L4's arch at the crop's
+    end once came out as an L5 of its own."""
+    folder = require_shared("tptbox_l3")
+    image = folder / "sub-ct_label-22_ct.nii.gz"
+    assert main(["analyze", str(image), "--out", str(tmp_path / "out")]) == 0
+    findings = json.loads((tmp_path / "out" / "findings.json").read_text())
+    levels = {f["level"] for f in findings["vertebrae"]}
+    assert "L3" in levels and levels <= {"L2", "L3", "L4"}, levels
+    assert not findings["study"]["fracture"], findings["study"]
+    labels = np.asarray(nib.load(tmp_path / "out" / "vertebrae.nii.gz").dataobj)
+    truth = np.asarray(nib.load(folder / "sub-ct_seg-vert_label-22_msk.nii.gz").dataobj)
+    named = labels[(truth == 22) & (labels > 0)]  # of L3's voxels the outline holds
+    assert (named == 22).mean() > 0.8, np.unique(named, return_counts=True)
