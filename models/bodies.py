@@ -59,8 +59,8 @@ LONG_INTERVAL = 1.6  # a unit this much longer than its neighbours holds two bod
 SHORT_INTERVAL = 0.5  # ... and one this much shorter is part of a body
 GROWTH_LIMIT_MM = 90.0  # a spinous process tip is at most this far from its body
 ORPHAN_REACH_MM = 5.0  # a detached piece this far along the spine from a body joins it
-CUT_BODY_SHARE = 0.75  # an end body this much shorter than the next is cut by the scan
 EDGE_PIECE_MM3 = 100.0  # ... and one at the scan's end is kept from this size (a sliver)
+CUT_BODY_SHARE = 0.75  # an end body this much shorter than the next is cut by the scan
 _CROSS = ndimage.generate_binary_structure(3, 1)
 _CUBE = np.ones((3, 3, 3), dtype=bool)
 

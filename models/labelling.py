@@ -10,7 +10,8 @@ sequence of levels for them under the anatomy:
   T13 and L6 are optional (transitional anatomy), so T12 -> L1 and L5 -> S cost nothing,
   and naming a unit T13 or L6 costs their rarity (``OPTIONAL_VISIT_COST``);
 * a skipped level costs ``SKIP_COST`` (a vertebra the network missed); two units in a row
-  may share a level at ``SPLIT_COST`` (one vertebra cut in two), and they are merged;
+  may share a level at ``SPLIT_COST`` (one vertebra cut in two), and they are merged, but
+  not the vertebra the scan's end cuts and its neighbour;
 * each unit's evidence is its mean probability per level, split into region (cervical,
   thoracic, lumbar, sacrum) and level within the region (see ``_emission``), weighted by the
   unit's size relative to a typical vertebra, so a stray blob cannot outvote a whole body.
