@@ -53,6 +53,10 @@ CENTRE_LINE_SMOOTH_MM = 8.0
 BODY_RADIUS_MM = 30.0  # a lumbar body is about 50 mm wide; spinous processes lie further
 PROFILE_SMOOTH_MM = 1.5
 MIN_DIP = 0.3  # a cut where the profile falls this far below its local peak
+# An end of the profile this high (of its local peak) cuts a body; a disc reads 0.05-0.15
+# there, the top plate of a cut sacrum 0.27 (phantom seed 42: under MIN_DIP, it stayed in
+# L5's interval and was named L5).
+END_BODY = 0.2
 DIP_WINDOW_MM = 50.0
 MIN_BODY_MM = 7.0  # cuts closer than this are one disc (a C3 body is about 12 mm high)
 LONG_INTERVAL = 1.6  # a unit this much longer than its neighbours holds two bodies
@@ -183,8 +187,8 @@ def profile_cuts(profile: NDArray[np.float64], step_mm: float) -> NDArray[np.int
     # with no body (the profile past the spine, or a scan ending in a disc) is not padded:
     # it would turn the empty stretch into a dip and the end body into an inner interval.
     n = len(relative)
-    before = n if relative[0] > MIN_DIP else 0
-    after = n if relative[-1] > MIN_DIP else 0
+    before = n if relative[0] > END_BODY else 0
+    after = n if relative[-1] > END_BODY else 0
     padded = np.concatenate([np.ones(before), relative, np.ones(after)])
     found, _ = signal.find_peaks(
         -padded, prominence=MIN_DIP, distance=max(1, int(np.ceil(MIN_BODY_MM / step_mm)))
@@ -204,7 +208,7 @@ def _cut_ends(relative: NDArray[np.float64], span: dict[int, tuple[int, int]]) -
         return cut
     for side, at, end, inner in ((1, 0, order[0], order[1]), (2, -1, order[-1], order[-2])):
         length = span[end][1] - span[end][0] + 1
-        if relative[at] > MIN_DIP and length < CUT_BODY_SHARE * (
+        if relative[at] > END_BODY and length < CUT_BODY_SHARE * (
             span[inner][1] - span[inner][0] + 1
         ):
             cut[side] = end

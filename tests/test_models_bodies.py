@@ -103,6 +103,16 @@ def test_the_disc_above_a_sliver_the_field_of_view_cut_is_a_cut() -> None:
     assert profile_cuts(sliver, 1.0)[-1] in range(125, 130)
 
 
+def test_a_low_sliver_at_the_scan_end_is_cut_off_its_neighbour() -> None:
+    """The top plate of a sacrum the scan cuts, a few planes at a quarter of a body's profile,
+    then L5's disc: the profile's end reads about 0.27 of its peak (phantom seed 42), under
+    MIN_DIP but a body, and the disc is a cut (else S1's plate stays in L5's interval)."""
+    bodies = np.where(np.arange(150) % 30 < 5, 0.05, 1.0)
+    profile = np.concatenate([np.full(3, 0.27), bodies])
+    cuts = profile_cuts(profile, 1.5)
+    assert cuts[0] in range(3, 9), cuts
+
+
 def test_an_empty_end_of_the_profile_cuts_no_body() -> None:
     """Past the spine the profile is empty: no cut may fall inside the end body (padding an
     empty end made it a dip and the end body an inner interval that was split)."""
