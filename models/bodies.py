@@ -94,7 +94,8 @@ def body_units(
             else float(spacing[superior_axis])
         )
         profile = np.bincount(position, weights=weight[found], minlength=len(line))
-        cuts = profile_cuts(profile.astype(np.float64), step)
+        relative = _relative_profile(profile.astype(np.float64), step)
+        cuts = _cuts(relative, step)
         interval = np.searchsorted(cuts, position) + 1
         units[found] = interval
         span = {
@@ -102,7 +103,7 @@ def body_units(
             for i in np.unique(interval)
         }
         reach = ORPHAN_REACH_MM / step
-        cut = _cut_ends(_relative_profile(profile.astype(np.float64), step), span)
+        cut = _cut_ends(relative, span)
     voxel_mm3 = float(np.prod(spacing))
     units = _drop_small(units, MIN_UNIT_MM3 / 8.0 / voxel_mm3)  # a body is a fraction of it
     units = _grow_coarse(units, vertebra, int(np.ceil(GROWTH_LIMIT_MM / (2 * spacing.min()))))
@@ -179,7 +180,11 @@ def centre_line(
 
 def profile_cuts(profile: NDArray[np.float64], step_mm: float) -> NDArray[np.intp]:
     """Positions along the centre line where the body profile dips (the discs)."""
-    relative = _relative_profile(profile, step_mm)
+    return _cuts(_relative_profile(profile, step_mm), step_mm)
+
+
+def _cuts(relative: NDArray[np.float64], step_mm: float) -> NDArray[np.intp]:
+    """``profile_cuts`` on the profile already relative to its local peak."""
     # Where the field of view cuts a body, the spine goes on beyond it: that end is padded
     # with a whole body, so the disc above a few millimetres of the next body is a dip like
     # any other (unpadded, the sliver's low rise was the dip's only base, and the sliver
@@ -187,8 +192,8 @@ def profile_cuts(profile: NDArray[np.float64], step_mm: float) -> NDArray[np.int
     # with no body (the profile past the spine, or a scan ending in a disc) is not padded:
     # it would turn the empty stretch into a dip and the end body into an inner interval.
     n = len(relative)
-    before = n if relative[0] > END_BODY else 0
-    after = n if relative[-1] > END_BODY else 0
+    first, last = _ends_in_body(relative)
+    before, after = (n if first else 0), (n if last else 0)
     padded = np.concatenate([np.ones(before), relative, np.ones(after)])
     found, _ = signal.find_peaks(
         -padded, prominence=MIN_DIP, distance=max(1, int(np.ceil(MIN_BODY_MM / step_mm)))
@@ -202,17 +207,21 @@ def _cut_ends(relative: NDArray[np.float64], span: dict[int, tuple[int, int]]) -
     where one does: the profile is still high there (as in ``profile_cuts``) and the
     interval is under CUT_BODY_SHARE of the next one's length (an interval holding a whole
     body and a sliver of the next one's end plate is not the cut vertebra)."""
-    cut: dict[int, int] = {}
     order = sorted(span)
     if len(order) < 2:
-        return cut
-    for side, at, end, inner in ((1, 0, order[0], order[1]), (2, -1, order[-1], order[-2])):
-        length = span[end][1] - span[end][0] + 1
-        if relative[at] > END_BODY and length < CUT_BODY_SHARE * (
-            span[inner][1] - span[inner][0] + 1
-        ):
-            cut[side] = end
-    return cut
+        return {}
+    length = {i: hi - lo + 1 for i, (lo, hi) in span.items()}
+    ends = ((1, order[0], order[1]), (2, order[-1], order[-2]))
+    return {
+        side: end
+        for (side, end, inner), in_body in zip(ends, _ends_in_body(relative), strict=True)
+        if in_body and length[end] < CUT_BODY_SHARE * length[inner]
+    }
+
+
+def _ends_in_body(relative: NDArray[np.float64]) -> tuple[bool, bool]:
+    """Whether the profile's start and end lie in a body (END_BODY of the local peak)."""
+    return bool(relative[0] > END_BODY), bool(relative[-1] > END_BODY)
 
 
 def _relative_profile(profile: NDArray[np.float64], step_mm: float) -> NDArray[np.float64]:
