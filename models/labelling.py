@@ -14,7 +14,16 @@ sequence of levels for them under the anatomy:
   not the vertebra the scan's end cuts and its neighbour;
 * each unit's evidence is its mean probability per level, split into region (cervical,
   thoracic, lumbar, sacrum) and level within the region (see ``_emission``), weighted by the
-  unit's size relative to a typical vertebra, so a stray blob cannot outvote a whole body.
+  unit's size relative to a typical vertebra, so a stray blob cannot outvote a whole body;
+* the network sees too few transitional spines to tell a T13 from a T12 or an L6 from an L5
+  (it gives them almost no probability), so within its region a T13 has at least a T12's
+  evidence and an L6 an L5's: whether a spine has one is decided by the count between what
+  anchors it (the neck, the thoracolumbar junction, the sacrum) and their rarity. Not at the
+  scan's ends: a first or last unit has nothing beyond it to count against (a cut sacrum's
+  top, read as L5, is not an L6);
+* a T13 bears ribs (it is the 13th rib-bearing vertebra): where the ribs were looked for
+  (models/ribs.py), a unit without rib contact pays RIBLESS_T13_COST for the name (an L6
+  spine's rib-less L1 read as a T13).
 
 Pieces smaller than MIN_UNIT_MM3 are fragments, not sequence positions: they join the unit
 they touch (a spinous process tip given the next level's name) or are dropped.
@@ -52,9 +61,18 @@ WHOLE_UNIT = 0.6
 MIN_UNIT_MM3 = 1500.0
 FRAGMENT_REACH_VOXELS = 2.0
 WITHIN_REGION_WEIGHT = 0.5
+# the level a transitional vertebra is read as (T13 as T12, L6 as L5)
+LOOKALIKE = {28: 19, 25: 24}
+# Rib contact (models/ribs.py) from which a unit bears ribs: every complete T10-T13 with a
+# rib has at least 450 mm3 on phantoms, no lumbar vertebra any. And the cost of naming a
+# unit without it T13 (in log evidence, as the emissions).
+RIB_CONTACT_MM3 = 300.0
+RIBLESS_T13_COST = 8.0
 _REGIONS = {"C": range(1, 8), "T": (*range(8, 20), 28), "L": range(20, 26), "S": (26,)}
 _REGION_MEMBERS = [np.array([SEQUENCE.index(v) for v in r]) for r in _REGIONS.values()]
 _SACRUM_STATE = SEQUENCE.index(SACRUM)
+_T13_STATE = SEQUENCE.index(28)
+_LOOKALIKE_STATES = [(SEQUENCE.index(a), SEQUENCE.index(b)) for a, b in LOOKALIKE.items()]
 _STRUCTURE = np.ones((3, 3, 3), dtype=bool)
 Label = TypeVar("Label", bound=np.integer)
 
@@ -149,12 +167,15 @@ def name_units(
     probabilities: NDArray[np.floating],
     class_labels: tuple[int, ...],
     superior_axis: int = 2,
+    rib_contact_mm3: NDArray[np.floating] | None = None,
 ) -> tuple[NDArray[np.uint8], dict[int, float]]:
     """Name given units (``unit_map``: 1..n, 0 background; from the outline stage's vertebral
     bodies) as a contiguous vertebra sequence. ``probabilities`` (C, number of nonzero voxels
     of ``unit_map`` in ``np.nonzero`` order) are the level network's probabilities at those
-    voxels. Units given one level are one vertebra. Returns the VerSe label map on the grid
-    of ``unit_map`` and each label's confidence (its mean probability inside the vertebra)."""
+    voxels; ``rib_contact_mm3`` (index = unit number; models/ribs.py), where given, says
+    which units bear ribs (only a rib-bearing unit is a T13). Units given one level are one
+    vertebra. Returns the VerSe label map on the grid of ``unit_map`` and each label's
+    confidence (its mean probability inside the vertebra)."""
     inside = np.nonzero(unit_map)
     ids = unit_map[inside].astype(np.intp)
     count = int(ids.max(initial=0))
@@ -178,8 +199,14 @@ def name_units(
     # view cuts is not its neighbour's other half, whatever its size.
     ends = {int(v) for plane in (0, -1) for v in np.unique(np.take(unit_map, plane, superior_axis))}
     cut = (units[0].index in ends, units[-1].index in ends)
+    costs = None
+    if rib_contact_mm3 is not None:
+        costs = np.zeros((len(units), len(SEQUENCE)))
+        ribless = [rib_contact_mm3[u.index] < RIB_CONTACT_MM3 for u in units]
+        costs[ribless, _T13_STATE] = RIBLESS_T13_COST
     lookup = np.zeros(count + 1, dtype=np.uint8)
-    for unit, level in zip(units, _viterbi(units, BODY_UNIT_SPLIT_COST, cut), strict=True):
+    named = _viterbi(units, BODY_UNIT_SPLIT_COST, cut, costs)
+    for unit, level in zip(units, named, strict=True):
         lookup[unit.index] = level
     confidence = {}
     for label in (int(v) for v in np.unique(lookup) if v):
@@ -205,17 +232,27 @@ def _viterbi(
     units: list[Unit],
     whole_split_cost: float = SPLIT_COST,
     cut_ends: tuple[bool, bool] = (False, False),
+    name_costs: NDArray[np.float64] | None = None,
 ) -> list[int]:
     """Most probable level sequence (VerSe labels) for head-to-feet ordered units.
 
     Two consecutive units that are each a whole vertebra's size (WHOLE_UNIT of the median of
     the units around them) share a level at ``whole_split_cost`` instead of SPLIT_COST; so
     do the first unit and the second where ``cut_ends[0]`` (the field of view cuts the first
-    unit), and the last two where ``cut_ends[1]``."""
+    unit), and the last two where ``cut_ends[1]``. ``name_costs`` (units, SEQUENCE), where
+    given, are subtracted from the units' evidence."""
     n, m = len(units), len(SEQUENCE)
     sizes = np.array([u.voxels for u in units], dtype=np.float64)
     typical = float(np.median(sizes))
-    emit = np.stack([_emission(u.evidence) * min(1.0, u.voxels / typical) ** 0.5 for u in units])
+    # a T13 or an L6 is named from the count between units: not at the scan's ends
+    emit = np.stack(
+        [
+            _emission(u.evidence, 0 < i < n - 1) * min(1.0, u.voxels / typical) ** 0.5
+            for i, u in enumerate(units)
+        ]
+    )
+    if name_costs is not None:
+        emit -= name_costs
     local = np.array([np.median(sizes[max(0, i - 2) : i + 3]) for i in range(n)])
     whole = sizes >= WHOLE_UNIT * local
     move = _transition_costs()
@@ -240,17 +277,21 @@ def _viterbi(
     return [SEQUENCE[s] for s in path]
 
 
-def _emission(evidence: NDArray[np.float64]) -> NDArray[np.float64]:
+def _emission(evidence: NDArray[np.float64], lookalike: bool = True) -> NDArray[np.float64]:
     """Log evidence for each level, split as region (cervical, thoracic, lumbar, sacrum) and
     level within the region; the within-region part weighs WITHIN_REGION_WEIGHT.
 
     Telling a thoracic from a lumbar vertebra (ribs) or the sacrum is a local question the
     network answers early and well; telling T7 from T8 needs counting. Where a region
-    boundary is in view, the sequence constraint then names every unit from it."""
+    boundary is in view, the sequence constraint then names every unit from it. With
+    ``lookalike``, a T13 or an L6 has at least the evidence, within its region, of the level
+    it is read as (LOOKALIKE)."""
     region_total = np.zeros(len(SEQUENCE))
     for members in _REGION_MEMBERS:
         region_total[members] = evidence[members].sum()
     within = evidence / np.maximum(region_total, 1e-12)
+    for transitional, resembled in _LOOKALIKE_STATES if lookalike else ():
+        within[transitional] = max(within[transitional], within[resembled])
     return np.log(region_total + 1e-4) + WITHIN_REGION_WEIGHT * np.log(within + 1e-4)
 
 

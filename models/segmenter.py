@@ -32,9 +32,16 @@ from scipy import ndimage
 from models.backends import Backend
 from models.bodies import body_units, grow_through
 from models.card import ModelCard
-from models.labelling import MIN_UNIT_MM3, contiguous_labels, fill_labels, name_units
+from models.labelling import (
+    MIN_UNIT_MM3,
+    RIB_CONTACT_MM3,
+    contiguous_labels,
+    fill_labels,
+    name_units,
+)
 from models.networks import VERTEBRA_LABELS, split_segmenter_logits
 from models.preprocessing import Spacing, nearest_indices, reorient, segmentation_input
+from models.ribs import RIB_HU, rib_contact
 from spinescreen.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -52,11 +59,15 @@ class SegmentationResult:
     ``vertebrae``: VerSe labels (1-7 C, 8-19 T, 20-25 L, 26 sacrum, 28 T13), 0 background.
     ``subregions``: 1 vertebral body, 2 posterior elements, 0 background.
     ``confidence``: per VerSe label, the mean winning-class probability inside the vertebra.
+    ``rib_bearing``: the VerSe labels of the vertebrae ribs touch (models/ribs.py); None
+    where ribs were not looked for (the outline stage did not run, or the input's intensity
+    window leaves out bone).
     """
 
     vertebrae: NDArray[np.uint8]
     subregions: NDArray[np.uint8]
     confidence: dict[int, float] = field(default_factory=dict)
+    rib_bearing: frozenset[int] | None = None
 
 
 # Output-grid box -> (3, *outline grid) outline probabilities (see ``Outline.probabilities``).
@@ -133,13 +144,21 @@ class Segmenter:
             def outline(box: tuple[slice, ...]) -> NDArray[np.float32]:
                 return stage.probabilities(image[box], spacing_mm)
 
+        low, high = self.card.preprocessing.window_hu
+        hu = low + (high - low) * x[0, 0].numpy() if low < RIB_HU < high else None
         decoded = decode_segmentation(
-            logits, image.shape, self.card.preprocessing.spacing_mm, outline
+            logits,
+            image.shape,
+            self.card.preprocessing.spacing_mm,
+            outline,
+            image_hu=hu,  # the windowed input in HU again: the rib cue's bone threshold
+            anterior_sign=1 if orientation[1] == "A" else -1,
         )
         result = SegmentationResult(
             np.ascontiguousarray(reorient(decoded.vertebrae, orientation)),
             np.ascontiguousarray(reorient(decoded.subregions, orientation)),
             decoded.confidence,
+            decoded.rib_bearing,
         )
         log.info(
             "segmented %s voxels (model grid %s) in %.1f s: %d vertebrae",
@@ -215,11 +234,15 @@ def decode_segmentation(
     shape: tuple[int, ...] | None = None,
     model_spacing_mm: Spacing = (3.0, 3.0, 3.0),
     outline: OutlineProbabilities | None = None,
+    image_hu: NDArray[np.floating] | None = None,
+    anterior_sign: int = 1,
 ) -> SegmentationResult:
     """Label maps on a grid of ``shape`` (default: the model grid) from (1, C, X, Y, Z) logits.
 
     With ``outline`` (the second stage, called with the output-grid box around what this
-    stage found) see ``_decode_outline``. Without it, levels are made a contiguous sequence
+    stage found) see ``_decode_outline``; ``image_hu`` (the model grid's HU, its axis 1
+    pointing anteriorly where ``anterior_sign`` is +1) then tells the labelling which units
+    bear ribs (models/ribs.py). Without it, levels are made a contiguous sequence
     (models/labelling.py) on the model grid, and the outline and the body / posterior split
     are this stage's class probabilities interpolated linearly onto the output grid
     (sub-voxel edges: a nearest-neighbour upsampling of 3 mm labels alone loses about 0.1
@@ -245,7 +268,8 @@ def decode_segmentation(
         for b, s, n in zip(model_box, scale, shape, strict=True)
     )
     if outline is not None:
-        return _decode_outline(probs, outline(out_box), shape, model_spacing_mm, out_box)
+        ribs = None if image_hu is None else (image_hu, anterior_sign)
+        return _decode_outline(probs, outline(out_box), shape, model_spacing_mm, out_box, ribs)
     starts = [b.start for b in model_box]
     fine = [np.arange(b.start, b.stop) for b in out_box]
 
@@ -277,10 +301,12 @@ def _decode_outline(
     shape: tuple[int, ...],
     model_spacing_mm: Spacing,
     out_box: tuple[slice, ...],
+    ribs: tuple[NDArray[np.floating], int] | None = None,
 ) -> SegmentationResult:
     """Label maps from the outline stage's probabilities ``outline`` (3, *outline grid) over
     ``out_box`` of the output grid: units from its vertebral bodies (models/bodies.py), named
-    by the first stage's level probabilities ``probs`` (C, *model grid) at their voxels."""
+    by the first stage's level probabilities ``probs`` (C, *model grid) at their voxels and,
+    with ``ribs`` (model-grid HU, anterior sign), by the ribs they bear."""
     vertebrae = np.zeros(shape, dtype=np.uint8)
     subregions = np.zeros(shape, dtype=np.uint8)
     background, body_p, posterior_p = outline
@@ -307,9 +333,23 @@ def _decode_outline(
     units = body_units(vertebra, body_p, (a, b, c))
     voxels = np.nonzero(units)
     at = tuple(index[axis] for index, axis in zip(to_model, voxels, strict=True))
-    labels, confidence = name_units(units, probs[(slice(None), *at)], VERTEBRA_LABELS)
+    contact = None
+    if ribs is not None:
+        # the units on the model grid (an outline voxel in eight lands on each at 1.5 mm)
+        coarse = np.zeros(model_shape, dtype=np.int32)
+        coarse[np.ix_(*to_model)] = units
+        contact = np.zeros(int(units.max(initial=0)) + 1)
+        found = rib_contact(ribs[0], coarse, model_spacing_mm, ribs[1])
+        contact[: len(found)] = found
+    labels, confidence = name_units(
+        units, probs[(slice(None), *at)], VERTEBRA_LABELS, rib_contact_mm3=contact
+    )
     if not labels.any():
         return SegmentationResult(vertebrae, subregions, {})
+    bearing = None
+    if contact is not None:
+        touched = contact[units[voxels]] >= RIB_CONTACT_MM3
+        bearing = frozenset(int(v) for v in np.unique(labels[voxels][touched]))
     labels = grow_through(labels, np.ones(labels.shape, dtype=bool), 2)
     fine_out = [np.arange(n) for n in out_shape]
     scale = [f / n for f, n in zip(fine_shape, out_shape, strict=True)]
@@ -319,7 +359,7 @@ def _decode_outline(
     out = labels[np.ix_(*near)] * foreground
     vertebrae[out_box] = out
     subregions[out_box] = np.where(out > 0, np.where(body_out, 1, 2), 0)
-    return SegmentationResult(vertebrae, subregions, confidence)
+    return SegmentationResult(vertebrae, subregions, confidence, bearing)
 
 
 def upsample_linear(

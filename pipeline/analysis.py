@@ -25,6 +25,7 @@ from pipeline.grading import (
 from pipeline.levels import levels_apart
 from pipeline.morphometry import VertebraMeasurement, measure_vertebrae
 from pipeline.nifti import read_label_map
+from pipeline.numbering import assess_numbering
 from pipeline.orientation import to_canonical
 from pipeline.types import Finding, Morphology, SeriesUsed, StudyResult, Volume
 from spinescreen.errors import GeometryError, InputRejected
@@ -51,6 +52,7 @@ class LabelMaps:
     confidence: dict[int, float]
     origin: dict[str, Any] = field(default_factory=dict)  # which model or file made them
     default_confidence: float = 0.0  # for labels missing from ``confidence`` (given maps: 1)
+    rib_bearing: frozenset[int] | None = None  # labels ribs touch; None: not looked for
 
 
 def labels_from_file(image: Volume, path: Path, subregion_path: Path | None = None) -> LabelMaps:
@@ -105,6 +107,7 @@ def segment_with_model(
         subregions=view.back(result.subregions).astype(np.uint8),
         confidence={int(k): float(v) for k, v in result.confidence.items()},
         origin=origin,
+        rib_bearing=result.rib_bearing,
     )
 
 
@@ -146,6 +149,7 @@ def analyze_volume(
         vertebrae=findings,
         models=models,
         notes=grid.notes,
+        numbering=assess_numbering((f.label for f in findings), maps.rib_bearing),
     )
     return result, measurements
 

@@ -9,6 +9,7 @@ image is averaged over +-1.5 mm around it. Anterior is on the left, the head at 
 from __future__ import annotations
 
 import logging
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +36,10 @@ def render_overview(
     measurements: tuple[VertebraMeasurement, ...],
     image: Volume | None = None,
     title: str = "",
+    caveat: str | None = None,
 ) -> Path:
-    """Draw the overview and save it as PNG at ``path``."""
+    """Draw the overview and save it as PNG at ``path``; ``caveat`` (the numbering's,
+    pipeline/numbering.py) is written under the picture, where the key image shows it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -64,6 +67,9 @@ def render_overview(
     ax.set_ylabel("LPS z (mm), head up")
     ax.set_title(title, fontsize=9)
     fig.text(0.5, 0.015, CLINICAL_DISCLAIMER, ha="center", color="#c62828", fontsize=8)
+    if caveat:
+        wrapped = textwrap.fill(f"Level numbering: {caveat}", width=round(14 * width))
+        fig.text(0.5, -0.01, wrapped, ha="center", va="top", color="#ef6c00", fontsize=8)
     ax.text(
         0.5, 0.5, "NOT FOR CLINICAL USE", transform=ax.transAxes, ha="center", va="center",
         rotation=30, fontsize=22, color="white", alpha=0.25, weight="bold",

@@ -80,4 +80,5 @@ def write_overview(output: AnalysisOutput, path: Path, title: str) -> Path:
         output.measurements,
         output.image,
         title=title,
+        caveat=None if output.result.numbering is None else output.result.numbering.caveat,
     )

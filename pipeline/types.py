@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from pipeline.numbering import Numbering
 from spinescreen import CLINICAL_DISCLAIMER
 
 LPS_FROM_RAS: NDArray[np.float64] = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -209,6 +210,7 @@ class StudyResult:
     models: dict[str, Any]
     rejected_series: tuple[dict[str, str], ...] = ()
     notes: tuple[str, ...] = ()
+    numbering: Numbering | None = None  # how far the level names can be trusted
 
     @property
     def graded(self) -> tuple[Finding, ...]:
@@ -245,6 +247,7 @@ class StudyResult:
                 "fracture": bool(self.fractured_levels),
                 "max_grade": self.max_grade,
                 "fractured_levels": self.fractured_levels,
+                "numbering": None if self.numbering is None else self.numbering.to_json(),
             },
             "notes": list(self.notes),
         }

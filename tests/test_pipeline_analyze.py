@@ -35,7 +35,13 @@ def _check_outputs(out: Path, shape: tuple[int, ...], affine_ras: np.ndarray) ->
         assert set(vertebra) >= VERTEBRA_KEYS, set(vertebra) ^ VERTEBRA_KEYS
     by_level = {v["level"]: v for v in findings["vertebrae"]}
     assert by_level["L1"]["genant_grade"] == 2 and by_level["L1"]["morphology"] == "wedge"
-    assert findings["study"] == {"fracture": True, "max_grade": 2, "fractured_levels": ["L1"]}
+    numbering = {"rib_bearing": None, "last_rib_bearing": None, "transitional": [], "caveat": None}
+    assert findings["study"] == {
+        "fracture": True,
+        "max_grade": 2,
+        "fractured_levels": ["L1"],
+        "numbering": numbering,  # a given label map: ribs not looked for
+    }
     assert findings["models"]["grader"] is None  # --no-grader: morphometry alone
     image = nib.load(out / "vertebrae.nii.gz")
     assert image.shape == shape

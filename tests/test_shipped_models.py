@@ -96,6 +96,10 @@ def test_analyze_names_levels_and_finds_fractures_on_dicom_phantoms(
             assert grade is None or grade < 2, (t.level, grade)
     if any(t.genant_grade >= 2 for t in truth.values()):
         assert study["fracture"], study
+    # 12 rib pairs, the junction in view: the ribs end at T12 and nothing needs a caveat
+    numbering = study["numbering"]
+    assert phantom.params["drawn"]["rib_pairs"] == 12 and {19, 20} <= set(truth), phantom.params
+    assert numbering["last_rib_bearing"] == "T12" and numbering["caveat"] is None, numbering
 
 
 @shipped

@@ -181,3 +181,5 @@ def _print_table(result: StudyResult) -> None:
     console.print(
         f"fracture: {study['fracture']}  max grade: {study['max_grade']}  levels: {levels}"
     )
+    if result.numbering is not None:
+        console.print(result.numbering.summary())

@@ -183,6 +183,8 @@ def _report(data_dir: Path, phantoms: list[tuple[Path, CTPhantom]], console: Any
 
     from rich.table import Table
 
+    from pipeline.numbering import Numbering
+
     for folder, phantom in phantoms:
         truth = {v.level: v.genant_grade for v in phantom.vertebra_truth if v.complete}
         found = sorted(data_dir.glob("results/*/job-*/findings.json"))
@@ -207,7 +209,11 @@ def _report(data_dir: Path, phantoms: list[tuple[Path, CTPhantom]], console: Any
                     str(v["morphology"] or "-"), str(truth.get(v["level"], "-")),
                 )  # fmt: skip
             console.print(table)
-            console.print(f"study: {findings['study']}")
+            study = dict(findings["study"])
+            numbering = study.pop("numbering", None)
+            console.print(f"study: {study}")
+            if numbering is not None:
+                console.print(Numbering(**numbering).summary())
     outbox = sorted(data_dir.glob("outbox/*/*.dcm"))
     console.rule("results delivered to the folder outbox")
     for path in outbox:
