@@ -46,7 +46,12 @@ FINDINGS: dict[str, Any] = {
         vertebra("L2", 21, 0, 26.0, 26.5),
         vertebra("L3", 22, 0, 20.0, 27.0, complete=False, genant_grade=None),
     ],
-    "study": {"fracture": True, "max_grade": 2, "fractured_levels": ["L1"]},
+    "study": {
+        "fracture": True,
+        "max_grade": 2,
+        "fractured_levels": ["L1"],
+        "numbering": {"caveat": "The last rib-bearing vertebra is named T11 (test)."},
+    },
 }
 
 
@@ -148,3 +153,15 @@ def test_dsrdump_renders_the_report(sr_file: Path) -> None:
     assert "Imaging Measurement Report" in result.stdout
     assert "Vertebra L1" in result.stdout
     assert "Genant grade 2" in result.stdout
+    assert 'TEXT:(,,"Comment")="Level numbering: The last r' in result.stdout  # (cut short)
+
+
+def test_negative_study_without_numbering_caveat_has_no_comment(evidence: list[Dataset]) -> None:
+    negative = {
+        "vertebrae": [vertebra("L2", 21, 0, 26.0, 26.5)],
+        "study": {"fracture": False, "max_grade": 0, "fractured_levels": [], "numbering": None},
+    }
+    sr = build_sr(negative, evidence, IDENTITY)
+    summary = hd.sr.Comprehensive3DSR.from_dataset(sr).content.get_image_measurement_groups()
+    names = [i.ConceptNameCodeSequence[0].CodeMeaning for i in summary[0][0].ContentSequence]
+    assert "Comment" not in names

@@ -38,6 +38,7 @@ FRACTURE_OF_BONE = Code("125605004", "SCT", "Fracture of bone")
 PRESENT = codes.DCM.Present
 ABSENT = codes.DCM.Absent
 PROBABILITY = codes.DCM.Probability
+COMMENT = codes.DCM.Comment
 FINDING = codes.DCM.Finding
 RECOMMENDATION = codes.DCM.Recommendation
 CT_PROCEDURE = codes.SCT.ComputedTomography

@@ -140,7 +140,7 @@ def _study_group(
     max_grade = int(study["max_grade"])
     refer = max_grade >= fls_referral_grade
     sites = [hd.sr.FindingSite(c.vertebra_code(str(lv))) for lv in study["fractured_levels"]]
-    return hd.sr.MeasurementsAndQualitativeEvaluations(
+    group = hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(
             uid=stable_uid(study_uid, "study-summary"), identifier="Spine fracture screening"
         ),
@@ -157,6 +157,16 @@ def _study_group(
             ),
         ],
     )
+    caveat = (study.get("numbering") or {}).get("caveat")
+    if caveat:  # the level numbering's caveat (pipeline/numbering.py), as the reader sees it
+        group[0].ContentSequence.append(
+            hd.sr.TextContentItem(
+                name=c.COMMENT,
+                value=f"Level numbering: {caveat}",
+                relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+            )
+        )
+    return group
 
 
 def _declare_private_scheme(sr: Dataset) -> None:
