@@ -33,7 +33,9 @@ body met per millimetre of the spine's centre line dips at every disc. Here:
    ground truth does; where the field of view cuts a body at that end (``_cut_ends``), or
    another piece there is a vertebra of its own, the sliver is part of that vertebra
    (phantom seed 30 and the real TPTBox crop: a piece of the cut vertebra's own arch, else
-   named one level beyond it).
+   named one level beyond it), unless the level network reads it beyond the cut body's
+   name (``hosts``; models/segmenter.py: the spinous process of the vertebra beyond,
+   reaching down over the cut body).
 
 Finding vertebrae from the body profile along the spine curve is the classic way (the
 vertebra-localisation literature before the CNNs); here it turns the outline into instances
@@ -74,9 +76,16 @@ def body_units(
     body_probability: NDArray[np.floating],
     spacing_mm: tuple[float, float, float],
     superior_axis: int = 2,
+    hosts: dict[int, tuple[int, int]] | None = None,
 ) -> NDArray[np.int32]:
     """Units 1..n on the outline grid (0 outside the vertebrae), from the outline's vertebra
-    call and body probability."""
+    call and body probability.
+
+    With ``hosts`` (an empty dict, filled here) a sliver that would join the vertebra whose
+    body the grid's end cuts stays a unit of its own, and ``hosts[sliver] = (host, end)``
+    says which unit it would join at which end (+1 the superior end, -1 the inferior one);
+    the labelling decides (``models.segmenter``: a sliver whose level evidence reads beyond
+    its host's name is the vertebra beyond)."""
     spacing = np.asarray(spacing_mm, dtype=np.float64)
     weight = np.where(vertebra, body_probability, 0.0).astype(np.float32)
     line = centre_line(weight, spacing, superior_axis)
@@ -134,6 +143,11 @@ def body_units(
             level = 0
             if sliver[piece]:
                 level = beyond.get(int(end[piece]), 0)
+                if level and hosts is not None and level in cut.values():
+                    fresh += 1
+                    lookup[piece] = fresh
+                    hosts[fresh] = (level, 1 if int(end[piece]) == 2 else -1)
+                    continue
             elif tree is not None:
                 at = tree.query(np.asarray(centre) * spacing)[1]
                 beside = [
@@ -150,6 +164,12 @@ def body_units(
                 if end[piece]:
                     beyond[int(end[piece])] = fresh
         units = np.where(units > 0, units, lookup[orphans])
+    if hosts:  # the numbers _renumber gives: the present ones in order
+        present = np.unique(units)
+        new = {int(v): n for n, v in enumerate(present[present > 0], start=1)}
+        moved = {new[sliver]: (new[host], end) for sliver, (host, end) in hosts.items()}
+        hosts.clear()
+        hosts.update(moved)
     return _renumber(units)
 
 

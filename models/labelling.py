@@ -195,10 +195,14 @@ def name_units(
         if voxels[i]
     ]
     units.sort(key=lambda u: -u.centre[superior_axis])
-    # The first and last unit where the grid's end planes cut them: the vertebra the field of
-    # view cuts is not its neighbour's other half, whatever its size.
-    ends = {int(v) for plane in (0, -1) for v in np.unique(np.take(unit_map, plane, superior_axis))}
-    cut = (units[0].index in ends, units[-1].index in ends)
+    # Units the grid's end planes cut: the vertebra the field of view cuts (and a sliver of
+    # the one beyond it) is not its inward neighbour's other half, whatever its size.
+    head, feet = (
+        set(np.unique(np.take(unit_map, plane, superior_axis)).tolist()) for plane in (-1, 0)
+    )
+    at_head = np.array([u.index in head for u in units])
+    at_feet = np.array([u.index in feet for u in units])
+    cut = at_head[:-1] | at_feet[1:]
     costs = None
     if rib_contact_mm3 is not None:
         costs = np.zeros((len(units), len(SEQUENCE)))
@@ -216,6 +220,16 @@ def name_units(
     return lookup[unit_map], confidence
 
 
+def reads_beyond(
+    mean_probabilities: NDArray[np.floating], class_labels: tuple[int, ...], name: int, end: int
+) -> bool:
+    """Whether a piece whose mean level probabilities are ``mean_probabilities`` reads as a
+    level beyond ``name`` towards the head (``end`` +1) or the feet (-1)."""
+    best = int(_evidence(mean_probabilities, class_labels).argmax())
+    at = SEQUENCE.index(name)
+    return best < at if end > 0 else best > at
+
+
 def _evidence(
     mean_probabilities: NDArray[np.floating], class_labels: tuple[int, ...]
 ) -> NDArray[np.float64]:
@@ -231,16 +245,16 @@ def _evidence(
 def _viterbi(
     units: list[Unit],
     whole_split_cost: float = SPLIT_COST,
-    cut_ends: tuple[bool, bool] = (False, False),
+    cut_pairs: NDArray[np.bool_] | None = None,
     name_costs: NDArray[np.float64] | None = None,
 ) -> list[int]:
     """Most probable level sequence (VerSe labels) for head-to-feet ordered units.
 
     Two consecutive units that are each a whole vertebra's size (WHOLE_UNIT of the median of
     the units around them) share a level at ``whole_split_cost`` instead of SPLIT_COST; so
-    do the first unit and the second where ``cut_ends[0]`` (the field of view cuts the first
-    unit), and the last two where ``cut_ends[1]``. ``name_costs`` (units, SEQUENCE), where
-    given, are subtracted from the units' evidence."""
+    do units ``i`` and ``i + 1`` where ``cut_pairs[i]`` (the field of view cuts one of them
+    at the end beyond it). ``name_costs`` (units, SEQUENCE), where given, are subtracted from
+    the units' evidence."""
     n, m = len(units), len(SEQUENCE)
     sizes = np.array([u.voxels for u in units], dtype=np.float64)
     typical = float(np.median(sizes))
@@ -262,9 +276,8 @@ def _viterbi(
     score = emit[0] - visit  # a first unit named T13 or L6 pays their rarity too
     back = np.zeros((n, m), dtype=np.int64)
     whole_pair = whole[:-1] & whole[1:]
-    if n > 1:
-        whole_pair[0] |= cut_ends[0]
-        whole_pair[-1] |= cut_ends[1]
+    if cut_pairs is not None:
+        whole_pair |= cut_pairs
     for i in range(1, n):
         step = move + split if whole_pair[i - 1] else move
         total = score[:, None] - step  # from state a (rows) to state b (columns)

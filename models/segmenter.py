@@ -38,6 +38,7 @@ from models.labelling import (
     contiguous_labels,
     fill_labels,
     name_units,
+    reads_beyond,
 )
 from models.networks import VERTEBRA_LABELS, split_segmenter_logits
 from models.preprocessing import Spacing, nearest_indices, reorient, segmentation_input
@@ -330,9 +331,11 @@ def _decode_outline(
             model_spacing_mm, model_shape, shape, out_shape, fine_shape, strict=True
         )
     )
-    units = body_units(vertebra, body_p, (a, b, c))
+    hosts: dict[int, tuple[int, int]] = {}
+    units = body_units(vertebra, body_p, (a, b, c), hosts=hosts)
     voxels = np.nonzero(units)
     at = tuple(index[axis] for index, axis in zip(to_model, voxels, strict=True))
+    levels = probs[(slice(None), *at)]
     contact = None
     if ribs is not None:
         # the units on the model grid (an outline voxel in eight lands on each at 1.5 mm)
@@ -341,9 +344,7 @@ def _decode_outline(
         contact = np.zeros(int(units.max(initial=0)) + 1)
         found = rib_contact(ribs[0], coarse, model_spacing_mm, ribs[1])
         contact[: len(found)] = found
-    labels, confidence = name_units(
-        units, probs[(slice(None), *at)], VERTEBRA_LABELS, rib_contact_mm3=contact
-    )
+    labels, confidence, units = _name_with_slivers(units, levels, contact, hosts)
     if not labels.any():
         return SegmentationResult(vertebrae, subregions, {})
     bearing = None
@@ -360,6 +361,53 @@ def _decode_outline(
     vertebrae[out_box] = out
     subregions[out_box] = np.where(out > 0, np.where(body_out, 1, 2), 0)
     return SegmentationResult(vertebrae, subregions, confidence, bearing)
+
+
+def _name_with_slivers(
+    units: NDArray[np.int32],
+    levels: NDArray[np.float32],
+    contact: NDArray[np.float64] | None,
+    hosts: dict[int, tuple[int, int]],
+) -> tuple[NDArray[np.uint8], dict[int, float], NDArray[np.int32]]:
+    """Name ``units`` (``levels``: the level probabilities at their voxels, ``contact``: rib
+    contact per unit) with each sliver in ``hosts`` joined to the vertebra whose body the
+    grid's end cuts (models/bodies.py); except that a sliver whose own level evidence reads
+    beyond the name its host gets is the vertebra beyond the field of view (its spinous
+    process reaching down over the cut body; phantom seeds 42, 43, 46 and 48 of 30-59) and
+    stays a unit of its own, as long as the other units keep their names (else the sliver's
+    evidence renamed the spine, as on seed 37). The cut vertebra's own arch reads as its
+    body is named (seed 30, the TPTBox crop). Returns the labels, their confidence and the
+    units named."""
+    ids = units[np.nonzero(units)]
+
+    def named(apart: set[int]) -> tuple[NDArray[np.uint8], dict[int, float], NDArray[np.int32]]:
+        lookup = np.arange(int(units.max(initial=0)) + 1)
+        for sliver, (host, _end) in hosts.items():
+            lookup[sliver] = sliver if sliver in apart else host
+        joined = lookup[units].astype(np.int32)
+        merged = None
+        if contact is not None:  # a joined sliver's rib contact is its host's
+            merged = np.bincount(lookup, contact, minlength=len(lookup)).astype(np.float64)
+        labels, confidence = name_units(joined, levels, VERTEBRA_LABELS, rib_contact_mm3=merged)
+        return labels, confidence, joined
+
+    first = named(set())
+    if not hosts:
+        return first
+    names = np.zeros(int(units.max(initial=0)) + 1, dtype=np.int64)
+    names[ids] = first[0][units > 0]  # each unit's name (np.nonzero order, as ``ids``)
+    apart = {
+        sliver
+        for sliver, (host, end) in hosts.items()
+        if reads_beyond(levels[:, ids == sliver].mean(axis=1), VERTEBRA_LABELS, names[host], end)
+    }
+    if not apart:
+        return first
+    second = named(apart)
+    kept = np.isin(ids, list(apart), invert=True)
+    if np.array_equal(second[0][units > 0][kept], first[0][units > 0][kept]):
+        return second
+    return first
 
 
 def upsample_linear(

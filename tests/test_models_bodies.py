@@ -7,6 +7,7 @@ import numpy as np
 from models.bodies import body_units, centre_line, grow_through, profile_cuts
 from models.labelling import name_units
 from models.networks import VERTEBRA_LABELS
+from models.segmenter import _name_with_slivers
 
 SPACING = (1.5, 1.5, 1.5)
 T12, L1, L2, L3, L4, L5, SACRUM = 19, 20, 21, 22, 23, 24, 26
@@ -273,3 +274,33 @@ def test_a_sliver_beside_a_body_the_scan_end_cuts_is_part_of_that_vertebra() -> 
     assert len(np.unique(units)) - 1 == 5
     cut_body = units[(truth == 1) & (body_probability > 0.5)]
     assert len(np.unique(cut_body)) == 1 and (units[sliver] == cut_body[0]).all()
+    # asked for, the sliver stays apart and says whose it would be: the labelling decides
+    hosts: dict[int, tuple[int, int]] = {}
+    apart = body_units(vertebra, body_probability, SPACING, hosts=hosts)
+    assert len(np.unique(apart)) - 1 == 6 and len(np.unique(apart[sliver])) == 1
+    host = apart[(truth == 1) & (body_probability > 0.5)][0]
+    assert hosts == {int(apart[sliver][0, 0, 0]): (int(host), 1)}  # joined at the head end
+    assert (np.where(apart == apart[sliver][0, 0, 0], host, apart) == units).all()
+
+
+def test_a_sliver_reading_beyond_the_cut_body_is_the_vertebra_beyond() -> None:
+    """At the scan's head end a small piece beside the cut first body is either that body's
+    own arch or the spinous process of the vertebra above reaching down over it (phantom
+    seeds 42, 46, 48). The level network tells them apart: a piece that reads a level above
+    its host's name is that level; one that reads as its host is part of it."""
+    units = np.zeros((6, 6, 60), dtype=np.int32)
+    units[:, :3, 50:60] = 1  # T12, cut by the scan's top
+    units[:, :, 36:48] = 2  # L1
+    units[:, :, 22:34] = 3  # L2
+    units[:, :, 8:20] = 4  # L3
+    units[4:, 4:, 57:60] = 5  # the sliver, beside T12 in the top planes
+    hosts = {5: (1, 1)}
+    voxels = np.nonzero(units)
+    for reads, named in ((T12 - 1, [T12 - 1, T12]), (T12, [T12, T12])):
+        levels = np.zeros((len(VERTEBRA_LABELS), len(voxels[0])), dtype=np.float32)
+        for number, level in {1: T12, 2: L1, 3: L2, 4: L3, 5: reads}.items():
+            levels[VERTEBRA_LABELS.index(level), units[voxels] == number] = 0.9
+        labels, _, joined = _name_with_slivers(units, levels, None, hosts)
+        assert [int(labels[5, 5, 59]), int(labels[0, 0, 55])] == named, reads
+        assert [int(labels[0, 0, z]) for z in (40, 30, 10)] == [L1, L2, L3]
+        assert (joined[5, 5, 59] == joined[0, 0, 55]) == (named[0] == named[1])
