@@ -76,14 +76,16 @@ def body_units(
     body_probability: NDArray[np.floating],
     spacing_mm: tuple[float, float, float],
     superior_axis: int = 2,
-    hosts: dict[int, tuple[int, int]] | None = None,
+    hosts: dict[int, tuple[int, int, int]] | None = None,
 ) -> NDArray[np.int32]:
     """Units 1..n on the outline grid (0 outside the vertebrae), from the outline's vertebra
     call and body probability.
 
     With ``hosts`` (an empty dict, filled here) a sliver that would join the vertebra whose
-    body the grid's end cuts stays a unit of its own, and ``hosts[sliver] = (host, end)``
-    says which unit it would join at which end (+1 the superior end, -1 the inferior one);
+    body the grid's end cuts stays a unit of its own, and so does a sliver-sized piece at
+    the grid's end that a unit holds apart from the rest of the call; ``hosts[sliver] =
+    (host, end, partner)`` says which unit it would join at which end (+1 the superior end,
+    -1 the inferior one) and which sliver unit it joins otherwise (0: none, its own);
     the labelling decides (``models.segmenter``: a sliver whose level evidence reads beyond
     its host's name is the vertebra beyond)."""
     spacing = np.asarray(spacing_mm, dtype=np.float64)
@@ -117,6 +119,7 @@ def body_units(
     units = _drop_small(units, MIN_UNIT_MM3 / 8.0 / voxel_mm3)  # a body is a fraction of it
     units = _grow_coarse(units, vertebra, int(np.ceil(GROWTH_LIMIT_MM / (2 * spacing.min()))))
     orphans, count = ndimage.label(vertebra & (units == 0), structure=_CUBE)
+    beyond: dict[int, int] = {}  # grid end (1 inferior, 2 superior) -> the vertebra beyond
     if count:
         sizes = np.bincount(orphans.ravel())
         lookup = np.zeros(count + 1, dtype=np.int32)
@@ -146,7 +149,7 @@ def body_units(
                 if level and hosts is not None and level in cut.values():
                     fresh += 1
                     lookup[piece] = fresh
-                    hosts[fresh] = (level, 1 if int(end[piece]) == 2 else -1)
+                    hosts[fresh] = (level, 1 if int(end[piece]) == 2 else -1, 0)
                     continue
             elif tree is not None:
                 at = tree.query(np.asarray(centre) * spacing)[1]
@@ -164,13 +167,52 @@ def body_units(
                 if end[piece]:
                     beyond[int(end[piece])] = fresh
         units = np.where(units > 0, units, lookup[orphans])
+    if hosts is not None:
+        partners = {1: beyond.get(2, 0), -1: beyond.get(1, 0)}
+        partners = {e: u if u not in cut.values() else 0 for e, u in partners.items()}
+        _detach_end_pieces(vertebra, units, voxel_mm3, superior_axis, hosts, partners)
     if hosts:  # the numbers _renumber gives: the present ones in order
         present = np.unique(units)
         new = {int(v): n for n, v in enumerate(present[present > 0], start=1)}
-        moved = {new[sliver]: (new[host], end) for sliver, (host, end) in hosts.items()}
+        moved = {
+            new[sliver]: (new[host], end, new.get(partner, 0))
+            for sliver, (host, end, partner) in hosts.items()
+        }
         hosts.clear()
         hosts.update(moved)
     return _renumber(units)
+
+
+def _detach_end_pieces(
+    vertebra: NDArray[np.bool_],
+    units: NDArray[np.int32],
+    voxel_mm3: float,
+    superior_axis: int,
+    hosts: dict[int, tuple[int, int, int]],
+    partners: dict[int, int],
+) -> None:
+    """Pieces of the vertebra call in the grid's end planes, sliver-sized and apart from the
+    rest of the call, that one unit holds (the profile counted them in its body, or the
+    growth at half resolution bridged a gap of a voxel or two to them): each becomes a unit
+    of its own in ``units``, with ``hosts[piece] = (unit, end, partners[end])``, for the
+    labelling to decide (phantom seeds 43 and 55 of 30-59: the spinous process of the
+    vertebra beyond, 1.5-3 mm from the arch below it, drawn by the outline with a body's
+    probability). ``partners[end]``: a sliver already standing for the vertebra beyond that
+    end, which such a piece joins when it is no part of its host (0: none)."""
+    pieces, _ = ndimage.label(vertebra, structure=_CUBE)
+    sizes = np.bincount(pieces.ravel()) * voxel_mm3
+    fresh = int(units.max(initial=0))
+    for plane, end in ((-1, 1), (0, -1)):
+        for piece in np.unique(np.take(pieces, plane, superior_axis)):
+            if piece == 0 or not EDGE_PIECE_MM3 <= sizes[piece] < MIN_UNIT_MM3:
+                continue
+            inside = pieces == piece
+            held = np.unique(units[inside])
+            if len(held) != 1 or held[0] == 0 or (units == held[0]).sum() == inside.sum():
+                continue  # not one unit's, or that unit's whole (a sliver already)
+            fresh += 1
+            units[inside] = fresh
+            hosts[fresh] = (int(held[0]), end, partners.get(end, 0))
 
 
 def centre_line(

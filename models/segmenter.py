@@ -331,7 +331,7 @@ def _decode_outline(
             model_spacing_mm, model_shape, shape, out_shape, fine_shape, strict=True
         )
     )
-    hosts: dict[int, tuple[int, int]] = {}
+    hosts: dict[int, tuple[int, int, int]] = {}
     units = body_units(vertebra, body_p, (a, b, c), hosts=hosts)
     voxels = np.nonzero(units)
     at = tuple(index[axis] for index, axis in zip(to_model, voxels, strict=True))
@@ -367,23 +367,24 @@ def _name_with_slivers(
     units: NDArray[np.int32],
     levels: NDArray[np.float32],
     contact: NDArray[np.float64] | None,
-    hosts: dict[int, tuple[int, int]],
+    hosts: dict[int, tuple[int, int, int]],
 ) -> tuple[NDArray[np.uint8], dict[int, float], NDArray[np.int32]]:
     """Name ``units`` (``levels``: the level probabilities at their voxels, ``contact``: rib
-    contact per unit) with each sliver in ``hosts`` joined to the vertebra whose body the
-    grid's end cuts (models/bodies.py); except that a sliver whose own level evidence reads
-    beyond the name its host gets is the vertebra beyond the field of view (its spinous
-    process reaching down over the cut body; phantom seeds 42, 43, 46 and 48 of 30-59) and
-    stays a unit of its own, as long as the other units keep their names (else the sliver's
-    evidence renamed the spine, as on seed 37). The cut vertebra's own arch reads as its
+    contact per unit) with each sliver in ``hosts`` joined to its host (the vertebra whose
+    body the grid's end cuts, or the unit that holds it; models/bodies.py); except that a
+    sliver whose own level evidence reads beyond the name its host gets is the vertebra
+    beyond the field of view (its spinous process reaching down over the first body; phantom
+    seeds 42, 43, 46, 48 and 55 of 30-59): it joins the sliver already standing for that
+    vertebra, or is a unit of its own, as long as the other units keep their names (else
+    its evidence renamed the spine, as on seed 37). The cut vertebra's own arch reads as its
     body is named (seed 30, the TPTBox crop). Returns the labels, their confidence and the
     units named."""
     ids = units[np.nonzero(units)]
 
     def named(apart: set[int]) -> tuple[NDArray[np.uint8], dict[int, float], NDArray[np.int32]]:
         lookup = np.arange(int(units.max(initial=0)) + 1)
-        for sliver, (host, _end) in hosts.items():
-            lookup[sliver] = sliver if sliver in apart else host
+        for sliver, (host, _end, partner) in hosts.items():
+            lookup[sliver] = (partner or sliver) if sliver in apart else host
         joined = lookup[units].astype(np.int32)
         merged = None
         if contact is not None:  # a joined sliver's rib contact is its host's
@@ -398,7 +399,7 @@ def _name_with_slivers(
     names[ids] = first[0][units > 0]  # each unit's name (np.nonzero order, as ``ids``)
     apart = {
         sliver
-        for sliver, (host, end) in hosts.items()
+        for sliver, (host, end, _partner) in hosts.items()
         if reads_beyond(levels[:, ids == sliver].mean(axis=1), VERTEBRA_LABELS, names[host], end)
     }
     if not apart:
