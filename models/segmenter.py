@@ -344,11 +344,11 @@ def _decode_outline(
         contact = np.zeros(int(units.max(initial=0)) + 1)
         found = rib_contact(ribs[0], coarse, model_spacing_mm, ribs[1])
         contact[: len(found)] = found
-    labels, confidence, units = _name_with_slivers(units, levels, contact, hosts)
+    labels, confidence, units, contact = _name_with_slivers(units, levels, contact, hosts)
     if not labels.any():
         return SegmentationResult(vertebrae, subregions, {})
     bearing = None
-    if contact is not None:
+    if contact is not None:  # the contact the naming used (a joined sliver's is its host's)
         touched = contact[units[voxels]] >= RIB_CONTACT_MM3
         bearing = frozenset(int(v) for v in np.unique(labels[voxels][touched]))
     labels = grow_through(labels, np.ones(labels.shape, dtype=bool), 2)
@@ -368,29 +368,35 @@ def _name_with_slivers(
     levels: NDArray[np.float32],
     contact: NDArray[np.float64] | None,
     hosts: dict[int, tuple[int, int, int]],
-) -> tuple[NDArray[np.uint8], dict[int, float], NDArray[np.int32]]:
+) -> tuple[NDArray[np.uint8], dict[int, float], NDArray[np.int32], NDArray[np.float64] | None]:
     """Name ``units`` (``levels``: the level probabilities at their voxels, ``contact``: rib
     contact per unit) with each sliver in ``hosts`` joined to its host (the vertebra whose
     body the grid's end cuts, or the unit that holds it; models/bodies.py); except that a
     sliver whose own level evidence reads beyond the name its host gets is the vertebra
     beyond the field of view (its spinous process reaching down over the first body; phantom
-    seeds 42, 43, 46, 48 and 55 of 30-59): it joins the sliver already standing for that
-    vertebra, or is a unit of its own, as long as the other units keep their names (else
-    its evidence renamed the spine, as on seed 37). The cut vertebra's own arch reads as its
-    body is named (seed 30, the TPTBox crop). Returns the labels, their confidence and the
-    units named."""
+    seeds 42, 43, 46, 48 and 55 of 30-59): all such slivers at one end are that one
+    vertebra, joined to the sliver already standing for it where there is one, as long as
+    the other units keep their names (else their evidence renamed the spine, as on seed 37).
+    The cut vertebra's own arch reads as its body is named (seed 30, the TPTBox crop).
+    Returns the labels, their confidence, the units named and their rib contact."""
     ids = units[np.nonzero(units)]
 
-    def named(apart: set[int]) -> tuple[NDArray[np.uint8], dict[int, float], NDArray[np.int32]]:
+    def named(
+        apart: set[int],
+    ) -> tuple[NDArray[np.uint8], dict[int, float], NDArray[np.int32], NDArray[np.float64] | None]:
         lookup = np.arange(int(units.max(initial=0)) + 1)
-        for sliver, (host, _end, partner) in hosts.items():
-            lookup[sliver] = (partner or sliver) if sliver in apart else host
+        beyond: dict[int, int] = {}  # end -> the unit standing for the vertebra beyond it
+        for sliver, (host, end, partner) in sorted(hosts.items()):
+            if sliver in apart:
+                lookup[sliver] = beyond.setdefault(end, partner or sliver)
+            else:
+                lookup[sliver] = host
         joined = lookup[units].astype(np.int32)
         merged = None
         if contact is not None:  # a joined sliver's rib contact is its host's
             merged = np.bincount(lookup, contact, minlength=len(lookup)).astype(np.float64)
         labels, confidence = name_units(joined, levels, VERTEBRA_LABELS, rib_contact_mm3=merged)
-        return labels, confidence, joined
+        return labels, confidence, joined, merged
 
     first = named(set())
     if not hosts:

@@ -149,7 +149,7 @@ def analyze_volume(
         vertebrae=findings,
         models=models,
         notes=grid.notes,
-        numbering=assess_numbering((f.label for f in findings), maps.rib_bearing),
+        numbering=assess_numbering(((f.label, f.complete) for f in findings), maps.rib_bearing),
     )
     return result, measurements
 

@@ -284,24 +284,28 @@ def test_a_sliver_beside_a_body_the_scan_end_cuts_is_part_of_that_vertebra() -> 
 
 
 def test_a_sliver_reading_beyond_the_cut_body_is_the_vertebra_beyond() -> None:
-    """At the scan's head end a small piece beside the cut first body is either that body's
+    """At the scan's head end small pieces beside the cut first body are either that body's
     own arch or the spinous process of the vertebra above reaching down over it (phantom
     seeds 42, 46, 48). The level network tells them apart: a piece that reads a level above
-    its host's name is that level; one that reads as its host is part of it."""
+    its host's name is that level, and all such pieces at one end are that one vertebra;
+    one that reads as its host is part of it."""
     units = np.zeros((6, 6, 60), dtype=np.int32)
     units[:, :3, 50:60] = 1  # T12, cut by the scan's top
     units[:, :, 36:48] = 2  # L1
     units[:, :, 22:34] = 3  # L2
     units[:, :, 8:20] = 4  # L3
-    units[4:, 4:, 57:60] = 5  # the sliver, beside T12 in the top planes
-    hosts = {5: (1, 1, 0)}
+    units[4:, 4:, 57:60] = 5  # two slivers beside T12 in the top planes
+    units[4:, :2, 57:60] = 6
+    hosts = {5: (1, 1, 0), 6: (1, 1, 0)}
     voxels = np.nonzero(units)
     for reads, named in ((T12 - 1, [T12 - 1, T12]), (T12, [T12, T12])):
         levels = np.zeros((len(VERTEBRA_LABELS), len(voxels[0])), dtype=np.float32)
-        for number, level in {1: T12, 2: L1, 3: L2, 4: L3, 5: reads}.items():
+        for number, level in {1: T12, 2: L1, 3: L2, 4: L3, 5: reads, 6: reads}.items():
             levels[VERTEBRA_LABELS.index(level), units[voxels] == number] = 0.9
-        labels, _, joined = _name_with_slivers(units, levels, None, hosts)
+        labels, _, joined, _ = _name_with_slivers(units, levels, None, hosts)
         assert [int(labels[5, 5, 59]), int(labels[0, 0, 55])] == named, reads
+        assert int(labels[5, 0, 59]) == named[0]  # the other sliver: the same vertebra
+        assert joined[5, 0, 59] == joined[5, 5, 59]
         assert [int(labels[0, 0, z]) for z in (40, 30, 10)] == [L1, L2, L3]
         assert (joined[5, 5, 59] == joined[0, 0, 55]) == (named[0] == named[1])
 
