@@ -67,6 +67,7 @@ GROWTH_LIMIT_MM = 90.0  # a spinous process tip is at most this far from its bod
 ORPHAN_REACH_MM = 5.0  # a detached piece this far along the spine from a body joins it
 EDGE_PIECE_MM3 = 100.0  # ... and one at the scan's end is kept from this size (a sliver)
 CUT_BODY_SHARE = 0.75  # an end body this much shorter than the next is cut by the scan
+_TOWARDS = {1: -1, 2: 1}  # grid end (1 inferior, 2 superior) -> direction along the spine
 _CROSS = ndimage.generate_binary_structure(3, 1)
 _CUBE = np.ones((3, 3, 3), dtype=bool)
 
@@ -149,7 +150,7 @@ def body_units(
                 if level and hosts is not None and level in cut.values():
                     fresh += 1
                     lookup[piece] = fresh
-                    hosts[fresh] = (level, 1 if int(end[piece]) == 2 else -1, 0)
+                    hosts[fresh] = (level, _TOWARDS[int(end[piece])], 0)
                     continue
             elif tree is not None:
                 at = tree.query(np.asarray(centre) * spacing)[1]
@@ -168,19 +169,18 @@ def body_units(
                     beyond[int(end[piece])] = fresh
         units = np.where(units > 0, units, lookup[orphans])
     if hosts is not None:
-        partners = {1: beyond.get(2, 0), -1: beyond.get(1, 0)}
-        partners = {e: u if u not in cut.values() else 0 for e, u in partners.items()}
+        partners = {_TOWARDS[e]: u for e, u in beyond.items() if u not in cut.values()}
         _detach_end_pieces(vertebra, units, voxel_mm3, superior_axis, hosts, partners)
-    if hosts:  # the numbers _renumber gives: the present ones in order
-        present = np.unique(units)
-        new = {int(v): n for n, v in enumerate(present[present > 0], start=1)}
+    new = _renumbering(units)
+    if hosts:
         moved = {
-            new[sliver]: (new[host], end, new.get(partner, 0))
+            int(new[sliver]): (int(new[host]), end, int(new[partner]))
             for sliver, (host, end, partner) in hosts.items()
         }
         hosts.clear()
         hosts.update(moved)
-    return _renumber(units)
+    out: NDArray[np.int32] = new[units]
+    return out
 
 
 def _detach_end_pieces(
@@ -383,10 +383,10 @@ def grow_through(seeds: NDArray[Label], mask: NDArray[np.bool_], steps: int) -> 
     return labels
 
 
-def _renumber(units: NDArray[np.int32]) -> NDArray[np.int32]:
+def _renumbering(units: NDArray[np.int32]) -> NDArray[np.int32]:
+    """Unit number -> 1..n in order of the numbers present (0 stays 0)."""
     present = np.unique(units)
     present = present[present > 0]
     lookup = np.zeros(int(units.max(initial=0)) + 1, dtype=np.int32)
     lookup[present] = np.arange(1, len(present) + 1)
-    out: NDArray[np.int32] = lookup[units]
-    return out
+    return lookup
