@@ -300,8 +300,11 @@ def _split_long(cuts: list[int], relative: NDArray[np.float64]) -> NDArray[np.in
     its deepest inner dip (in its middle half; at its middle when the profile has none
     there): two bodies whose disc dipped less than MIN_DIP. Join an interval shorter than
     SHORT_INTERVAL times theirs to a neighbour, across the shallower of its two cuts (a dip
-    inside a body: an end-plate depression, a fracture line). The first and last intervals
-    (cut by the field of view, or the sacrum) are not judged."""
+    inside a body: an end-plate depression, a fracture line). The first interval (the
+    sacrum, or a body the field of view cuts) is not judged; the last, superior one is only
+    split, by its stretch in body (to where the profile last rises above END_BODY) and at a
+    dip there: a whole body and the one the scan's top cuts, their disc blurred (phantom
+    seeds 108 and 127: the pair was one unit, and the levels above it one off)."""
     seen: set[tuple[int, ...]] = set()
     for _ in range(4 * (len(cuts) + 2)):  # each pass changes one cut; bounded all the same
         if tuple(cuts) in seen:
@@ -310,11 +313,20 @@ def _split_long(cuts: list[int], relative: NDArray[np.float64]) -> NDArray[np.in
         bounds = [0, *cuts, len(relative)]
         lengths = np.diff(bounds)
         changed = False
-        for i in range(1, len(lengths) - 1):
-            around = [lengths[j] for j in (i - 2, i - 1, i + 1, i + 2) if 0 < j < len(lengths) - 1]
+        last = len(lengths) - 1
+        for i in range(1, len(lengths)):
+            around = [lengths[j] for j in (i - 2, i - 1, i + 1, i + 2) if 0 < j < last]
             if not around:
                 continue
             typical = float(np.median(around))
+            if i == last:
+                in_body = np.flatnonzero(relative[bounds[i] :] > END_BODY)
+                stop = bounds[i] + (int(in_body[-1]) + 1 if in_body.size else 0)
+                cut = _inner_dip(relative, bounds[i], stop, LONG_INTERVAL * typical)
+                if cut is not None and min(cut - bounds[i], stop - cut) > SHORT_INTERVAL * typical:
+                    cuts = [*cuts, cut]
+                    changed = True
+                break
             if lengths[i] <= SHORT_INTERVAL * typical:
                 upper, lower = cuts[i - 1], cuts[i]  # bounds[i], bounds[i + 1]
                 shallower = upper if relative[upper] > relative[lower] else lower
@@ -341,6 +353,19 @@ def _split_long(cuts: list[int], relative: NDArray[np.float64]) -> NDArray[np.in
         if not changed:
             break
     return np.asarray(cuts, dtype=np.intp)
+
+
+def _inner_dip(relative: NDArray[np.float64], start: int, stop: int, long: float) -> int | None:
+    """The deepest dip in the middle half of ``relative[start:stop]`` where that stretch is
+    at least ``long`` positions; None where it is shorter or has no dip."""
+    if stop - start < long:
+        return None
+    margin = (stop - start) // 4
+    inner = relative[start + margin : stop - margin]
+    dips, _ = signal.find_peaks(-inner)
+    if not dips.size:
+        return None
+    return start + margin + int(dips[np.argmin(inner[dips])])
 
 
 def _drop_small(units: NDArray[np.int32], min_voxels: float) -> NDArray[np.int32]:

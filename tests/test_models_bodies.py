@@ -114,6 +114,24 @@ def test_a_low_sliver_at_the_scan_end_is_cut_off_its_neighbour() -> None:
     assert cuts[0] in range(3, 9), cuts
 
 
+def test_a_whole_body_and_the_one_the_scan_top_cuts_are_split_at_their_blurred_disc() -> None:
+    """At the scan's top (the profile's end) a whole body and 17 mm of the next, their disc
+    blurred to 0.72 of the peak, under MIN_DIP (phantom seeds 108 and 127): the two were one
+    unit and the levels above them were named one off. The same pair at the feet end is left
+    alone: a sacrum's profile dips between its segments."""
+    bodies = np.where(np.arange(125) % 25 < 5, 0.2, 1.0)
+    pair = np.concatenate(
+        [np.ones(20), np.linspace(1.0, 0.72, 4), np.linspace(0.72, 1.0, 4)[1:], np.ones(14)]
+    )
+    profile = np.concatenate([bodies, np.full(5, 0.2), pair])
+    cuts = profile_cuts(profile, 1.0)
+    assert cuts[-2] in range(125, 130), cuts
+    assert cuts[-1] in range(150, 154), cuts
+    whole = np.concatenate([bodies, np.full(5, 0.2), np.ones(20)])  # the top body whole
+    assert profile_cuts(whole, 1.0)[-1] in range(125, 130)
+    assert len(profile_cuts(profile[::-1], 1.0)) == len(cuts) - 1
+
+
 def test_an_empty_end_of_the_profile_cuts_no_body() -> None:
     """Past the spine the profile is empty: no cut may fall inside the end body (padding an
     empty end made it a dip and the end body an inner interval that was split)."""
