@@ -125,6 +125,21 @@ def test_a_rib_bearing_vertebra_between_t12_and_five_lumbar_is_a_t13() -> None:
     assert T13 not in named(units, labels)
 
 
+def test_a_rib_bearing_vertebra_is_not_named_lumbar() -> None:
+    """A T10-L3 scan with no end in view, read one level low (phantom seed 211: the last
+    rib-bearing T12 read as L1, the spine above it one off): a rib-bearing vertebra is no
+    lumbar one (none of 349 phantom lumbar vertebrae touched a rib), so the run is counted
+    back up from it."""
+    truth = [T10, T11, T12, L1, L2, L3]  # VerSe numbers 17-22: each read as the next
+    evidence = [{level + 1: 0.7, level: 0.3} for level in truth]
+    units, probabilities = stack(evidence, [41, 43, 48, 57, 67, 71], cut=True)
+    labels, _ = name_units(units, probabilities, VERTEBRA_LABELS)
+    assert named(units, labels) == [T11, T12, L1, L2, L3, L4]
+    ribs = contact_of([True] * 3 + [False] * 3)
+    labels, _ = name_units(units, probabilities, VERTEBRA_LABELS, rib_contact_mm3=ribs)
+    assert named(units, labels) == truth
+
+
 def test_a_normal_spine_gains_no_transitional_vertebra() -> None:
     evidence = [{level: 0.9} for level in (T11, T12, L1, L2, L3, L4, L5)] + [{SACRUM: 1.0}]
     units, probabilities = stack(evidence)
