@@ -16,9 +16,9 @@ body met per millimetre of the spine's centre line dips at every disc. Here:
    it; the profile padded with a whole body beyond an end that cuts a body, so the disc
    above a sliver of a body the field of view cut is a dip too), at least MIN_BODY_MM
    apart, and the deepest dip inside any interval LONG_INTERVAL times as long as its
-   neighbours (two bodies, their disc blurred), less the shallower cut of any interval
-   SHORT_INTERVAL times as short (a dip inside a body); the body voxels between two cuts
-   are one unit;
+   neighbours (two bodies, their disc blurred; the scan's superior end interval too, by its
+   stretch in body), less the shallower cut of any interval SHORT_INTERVAL times as short
+   (a dip inside a body); the body voxels between two cuts are one unit;
 4. each unit grows through the outline's vertebra call, one voxel a step (at twice the
    outline spacing), so the posterior elements join the body their pedicles reach first (a
    geodesic, not a straight-line, nearest body: facet joints touch the next vertebra's arch,
