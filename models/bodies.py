@@ -322,7 +322,8 @@ def _split_long(cuts: list[int], relative: NDArray[np.float64]) -> NDArray[np.in
             if i == last:
                 in_body = np.flatnonzero(relative[bounds[i] :] > END_BODY)
                 stop = bounds[i] + (int(in_body[-1]) + 1 if in_body.size else 0)
-                cut = _inner_dip(relative, bounds[i], stop, LONG_INTERVAL * typical)
+                long = stop - bounds[i] >= LONG_INTERVAL * typical
+                cut = _inner_dip(relative, bounds[i], stop) if long else None
                 if cut is not None and min(cut - bounds[i], stop - cut) > SHORT_INTERVAL * typical:
                     cuts = [*cuts, cut]
                     changed = True
@@ -338,14 +339,9 @@ def _split_long(cuts: list[int], relative: NDArray[np.float64]) -> NDArray[np.in
             if lengths[i] < LONG_INTERVAL * typical:
                 continue
             start, stop = bounds[i], bounds[i + 1]
-            margin = lengths[i] // 4
-            inner = relative[start + margin : stop - margin]
-            dips, _ = signal.find_peaks(-inner)
-            cut = (
-                start
-                + margin
-                + (int(dips[np.argmin(inner[dips])]) if dips.size else len(inner) // 2)
-            )
+            cut = _inner_dip(relative, start, stop)
+            if cut is None:
+                cut = (start + stop) // 2
             if min(cut - start, stop - cut) > SHORT_INTERVAL * typical:
                 cuts = sorted([*cuts, cut])
                 changed = True
@@ -355,11 +351,9 @@ def _split_long(cuts: list[int], relative: NDArray[np.float64]) -> NDArray[np.in
     return np.asarray(cuts, dtype=np.intp)
 
 
-def _inner_dip(relative: NDArray[np.float64], start: int, stop: int, long: float) -> int | None:
-    """The deepest dip in the middle half of ``relative[start:stop]`` where that stretch is
-    at least ``long`` positions; None where it is shorter or has no dip."""
-    if stop - start < long:
-        return None
+def _inner_dip(relative: NDArray[np.float64], start: int, stop: int) -> int | None:
+    """The deepest dip in the middle half of ``relative[start:stop]``; None where it has
+    none."""
     margin = (stop - start) // 4
     inner = relative[start + margin : stop - margin]
     dips, _ = signal.find_peaks(-inner)

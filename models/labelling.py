@@ -77,7 +77,7 @@ _REGIONS = {"C": range(1, 8), "T": (*range(8, 20), 28), "L": range(20, 26), "S":
 _REGION_MEMBERS = [np.array([SEQUENCE.index(v) for v in r]) for r in _REGIONS.values()]
 _SACRUM_STATE = SEQUENCE.index(SACRUM)
 _T13_STATE = SEQUENCE.index(28)
-_LUMBAR_STATES = np.array([SEQUENCE.index(label) for label in range(20, 26)])  # L1-L6
+_LUMBAR_STATES = _REGION_MEMBERS[list(_REGIONS).index("L")]  # L1-L6
 _LOOKALIKE_STATES = [(SEQUENCE.index(a), SEQUENCE.index(b)) for a, b in LOOKALIKE.items()]
 _STRUCTURE = np.ones((3, 3, 3), dtype=bool)
 Label = TypeVar("Label", bound=np.integer)

@@ -24,9 +24,10 @@ together. Measured with exact labels on phantom seeds 0-59 (mode realistic, 235 
 vertebrae): no lumbar vertebra has any; every complete T10-T13 with a rib has at least 450
 mm3; upper thoracic vertebrae often have none (their ribs meet the scapula and merge with
 it), hence a rib-less upper unit says nothing and the labelling uses the ribs only to
-allow a T13. Their absence below the last rib does not make a vertebra lumbar either: a T12
-without a rib (11 rib pairs, about 8 % of people) looks like an L1 with an L6 below it;
-only the count from C2 tells them apart (docs/training-history.md)."""
+allow a T13 and to keep a lumbar name off a rib-bearing vertebra. Their absence below the
+last rib does not make a vertebra lumbar either: a T12 without a rib (11 rib pairs, about
+8 % of people) looks like an L1 with an L6 below it; only the count from C2 tells them
+apart (docs/training-history.md)."""
 
 from __future__ import annotations
 

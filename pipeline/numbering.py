@@ -55,6 +55,17 @@ class Numbering:
             ribs = f"last rib-bearing vertebra {self.last_rib_bearing}"
         return f"numbering: {ribs}; " + (f"caveat: {self.caveat}" if self.caveat else "no caveat")
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Numbering:
+        """The inverse of ``to_json`` (findings.json's ``study.numbering``)."""
+        bearing = data["rib_bearing"]
+        return cls(
+            rib_bearing=None if bearing is None else tuple(bearing),
+            last_rib_bearing=data["last_rib_bearing"],
+            transitional=tuple(data["transitional"]),
+            caveat=data["caveat"],
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "rib_bearing": None if self.rib_bearing is None else list(self.rib_bearing),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pipeline.numbering import assess_numbering
+import json
+
+from pipeline.numbering import Numbering, assess_numbering
 
 T5, T8, T9, T10, T11, T12, T13, L1, L2, L5, L6, S = 12, 15, 16, 17, 18, 19, 28, 20, 21, 24, 25, 26
 
@@ -26,6 +28,8 @@ def test_a_rib_less_vertebra_named_t12_under_the_last_rib_gets_a_caveat() -> Non
     assert numbering.last_rib_bearing == "T11"
     assert numbering.caveat is not None
     assert "T11" in numbering.caveat and "T12" in numbering.caveat and "C2" in numbering.caveat
+    # findings.json carries it and the demo reads it back
+    assert Numbering.from_json(json.loads(json.dumps(numbering.to_json()))) == numbering
 
 
 def test_a_cut_or_high_rib_less_vertebra_says_nothing_of_the_count() -> None:

@@ -213,7 +213,7 @@ def _report(data_dir: Path, phantoms: list[tuple[Path, CTPhantom]], console: Any
             numbering = study.pop("numbering", None)
             console.print(f"study: {study}")
             if numbering is not None:
-                console.print(Numbering(**numbering).summary())
+                console.print(Numbering.from_json(numbering).summary())
     outbox = sorted(data_dir.glob("outbox/*/*.dcm"))
     console.rule("results delivered to the folder outbox")
     for path in outbox:
