@@ -17,7 +17,12 @@ vertebrae that
   a contrast-filled vena cava in front of the spine), it spans at least RIB_SPAN_MM from
   side to side and at least RIB_SPAN_RATIO times as much as it spans along the spine (an
   iliac wing behind the sacrum spans as much along the spine as across it);
-* is at least RIB_MIN_MM3 of bone (noise and trabecular specks are less).
+* is at least RIB_MIN_MM3 of bone (noise and trabecular specks are less);
+* lies on one side of the spine: a rib ends at its vertebra, so bone reaching across the
+  spine's midline (beyond MIDLINE_MM on both sides in one axial plane) is a vertebral arch
+  with its transverse processes that the outline left out of the vertebra (real CT: the
+  TPTBox L3 crop's arches, 90 mm from tip to tip, read as a rib pair and named the lumbar
+  crop T11-L1), never a rib.
 
 A vertebra's rib contact is the volume of rib bone within CONTACT_VOXELS of it, both sides
 together. Measured with exact labels on phantom seeds 0-59 (mode realistic, 235 lumbar
@@ -41,6 +46,7 @@ RIB_SPAN_MM = 60.0
 RIB_SPAN_RATIO = 1.5
 RIB_REACH_MM = 100.0
 CONTACT_VOXELS = 2
+MIDLINE_MM = 5.0
 _CUBE = np.ones((3, 3, 3), dtype=bool)
 
 
@@ -67,6 +73,8 @@ def rib_contact(
         & _behind_bodies(spine, spacing, anterior_sign)
     )
     pieces, _ = ndimage.label(candidates, structure=_CUBE)
+    midline = _plane_means(spine, 0)
+    slack = MIDLINE_MM / spacing[0]
     for number, box in enumerate(ndimage.find_objects(pieces), start=1):
         if box is None:
             continue
@@ -77,6 +85,7 @@ def rib_contact(
             int(piece.sum()) * voxel_mm3 < RIB_MIN_MM3
             or across < RIB_SPAN_MM
             or across < RIB_SPAN_RATIO * along
+            or _crosses(piece, box, midline, slack)
         ):
             continue
         grown = tuple(slice(max(0, s.start - CONTACT_VOXELS), s.stop + CONTACT_VOXELS) for s in box)
@@ -84,6 +93,33 @@ def rib_contact(
         touched = units[grown][reach]
         contact += np.bincount(touched[touched > 0], minlength=count + 1)[: count + 1] * voxel_mm3
     return contact
+
+
+def _plane_means(spine: NDArray[np.bool_], axis: int) -> NDArray[np.float64]:
+    """Per axial plane, the mean index of the spine's voxels along ``axis`` (0 left-right,
+    1 front-back), interpolated across planes without spine."""
+    per_plane = spine.sum(axis=(0, 1))
+    shape = [1, 1, 1]
+    shape[axis] = spine.shape[axis]
+    index = np.arange(spine.shape[axis], dtype=np.float64).reshape(shape)
+    mean = (spine * index).sum(axis=(0, 1)) / np.maximum(per_plane, 1)
+    planes = np.arange(spine.shape[2])
+    out: NDArray[np.float64] = np.interp(planes, planes[per_plane > 0], mean[per_plane > 0])
+    return out
+
+
+def _crosses(
+    piece: NDArray[np.bool_], box: tuple[slice, ...], midline: NDArray[np.float64], slack: float
+) -> bool:
+    """Whether ``piece`` (a mask over ``box``) reaches more than ``slack`` voxels beyond the
+    midline on both sides in one axial plane."""
+    side, _, plane = np.nonzero(piece)
+    offset = side + box[0].start - midline[plane + box[2].start]
+    left = np.zeros(piece.shape[2], dtype=bool)
+    right = np.zeros(piece.shape[2], dtype=bool)
+    left[plane[offset < -slack]] = True
+    right[plane[offset > slack]] = True
+    return bool((left & right).any())
 
 
 def _behind_bodies(
@@ -97,11 +133,8 @@ def _behind_bodies(
     margin = round(RIB_REACH_MM / spacing[0])
     keep = np.zeros(spine.shape, dtype=bool)
     lateral = slice(max(0, box[0].start - margin), box[0].stop + margin)
-    per_plane = spine.sum(axis=(0, 1))
     front_back = np.arange(spine.shape[1], dtype=np.float64)
-    middle = (spine * front_back[None, :, None]).sum(axis=(0, 1)) / np.maximum(per_plane, 1)
-    planes = np.arange(spine.shape[2])
-    middle = np.interp(planes, planes[per_plane > 0], middle[per_plane > 0])
+    middle = _plane_means(spine, 1)
     # the spine's middle, arches included, lies behind its bodies' middle: three voxels of
     # slack keep the rib heads, which meet the bodies' back half
     behind = anterior_sign * (front_back[:, None] - middle[None, :]) <= 3.0

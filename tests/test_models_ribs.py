@@ -43,6 +43,25 @@ def test_a_rib_touching_a_vertebra_is_found_and_wings_and_vessels_are_not() -> N
         assert contact[1] == contact[3] == contact[4] == 0.0, (sign, contact)
 
 
+def test_an_arch_the_outline_left_out_is_no_rib_pair() -> None:
+    """Real CT (the TPTBox L3 crop): an outline that draws a lumbar body but not its arch
+    leaves the arch and both transverse processes, 90 mm from tip to tip, as bone beside the
+    vertebra, as wide as a rib pair; it reaches across the spine's midline, a rib never
+    does, so it gives no rib contact (the crop was named T11-L1 from it)."""
+    for sign in (1, -1):
+        hu, units = torso(sign)
+        front = slice(24, 34) if sign > 0 else slice(16, 26)  # the bodies, front to back
+        back = slice(16, 19) if sign > 0 else slice(31, 34)  # behind them, at the arches
+        arch = units == 3
+        arch[:, front] = False
+        units[arch] = 0  # unit 3's arch left out, still bone in ``hu``
+        top = 46 - 2 * 11
+        hu[25:55, back, top - 6 : top - 3] = 350.0  # transverse processes, 90 mm tip to tip
+        contact = rib_contact(hu, units, SPACING, anterior_sign=sign)
+        assert contact[3] == 0.0, (sign, contact)
+        assert contact[2] >= RIB_CONTACT_MM3, (sign, contact)
+
+
 def stack(
     evidence: list[dict[int, float]], sizes: list[int] | None = None, cut: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
