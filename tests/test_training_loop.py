@@ -146,6 +146,7 @@ def test_unknown_training_key_is_an_error_naming_it(tmp_path: Path) -> None:
         "segmenter_gpu",
         "outline",
         "outline_finetune",
+        "outline_arch",
         "outline_gpu",
         "grader",
         "grader_gpu",

@@ -79,6 +79,7 @@ def bone_look(
             gas=float(rng.uniform(-1000, 0)),
             edge_mm=edge * float(rng.uniform(0.6, 2.5)),
             cortical_mm=float(rng.uniform(0.8, 3)),
+            arch_scale=float(rng.uniform(0.5, 1.2)),
         )
     return BoneLook(
         cortical=float(rng.uniform(650, 900)),

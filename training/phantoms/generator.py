@@ -279,6 +279,7 @@ def _look_summary(look: Look) -> dict[str, float | str]:
         "streak_hu": round(look.streak_hu, 1),
         "soft_blur_mm": round(look.soft_blur_mm, 2),
         "bias_hu": round(look.bias_hu, 1),
+        "arch_scale": round(look.bone.arch_scale, 2),
     }
 
 

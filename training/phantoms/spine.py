@@ -34,6 +34,11 @@ class BoneLook:
     gas: float
     edge_mm: float
     cortical_mm: float
+    # thickness of the posterior elements against the nominal shapes (radii of laminae,
+    # processes and facets; pedicles half as much): 1 in realistic mode; randomized mode
+    # draws thin arches too, as real CT shows them (thin laminae and transverse processes,
+    # partial-volumed to 100-200 HU), which the outline missed when every arch was thick
+    arch_scale: float = 1.0
 
 
 @dataclass
@@ -54,8 +59,11 @@ class Raster:
     touches_edge: bool = False
 
 
-def posterior_capsules(s: LevelShape, body: BodyModel) -> list[tuple[F64, F64, float, float]]:
-    """(start, end, radius, w_scale) of the posterior elements in local (u, v, w) mm."""
+def posterior_capsules(
+    s: LevelShape, body: BodyModel, scale: float = 1.0
+) -> list[tuple[F64, F64, float, float]]:
+    """(start, end, radius, w_scale) of the posterior elements in local (u, v, w) mm, their
+    radii times ``scale`` (the pedicles' times the mean of ``scale`` and 1)."""
     h = s.height_posterior
     vp = body.v_posterior
     pr = max(0.5 * s.pedicle_width, 2.5)
@@ -74,13 +82,14 @@ def posterior_capsules(s: LevelShape, body: BodyModel) -> list[tuple[F64, F64, f
         facet_sup = np.array([side * (x + 1.0), v_end - 2.0, 0.55 * h + 2.0])
         facet_inf = np.array([side * (x - 1.0), v_end - 6.0, -0.55 * h - 2.0])
         out += [
-            (ped_a, ped_b, pr, 1.5),
-            (ped_b, lam_b, 2.6 + 0.06 * h, 2.2),
-            (ped_b, tp, 2.4 + 0.04 * h, 1.7),
-            (ped_b, facet_sup, 4.0, 1.0),
-            (ped_b + np.array([0, -3.0, 0]), facet_inf, 4.0, 1.0),
+            (ped_a, ped_b, pr * (1.0 + scale) / 2.0, 1.5),
+            (ped_b, lam_b, scale * (2.6 + 0.06 * h), 2.2),
+            (ped_b, tp, scale * (2.4 + 0.04 * h), 1.7),
+            (ped_b, facet_sup, scale * 4.0, 1.0),
+            (ped_b + np.array([0, -3.0, 0]), facet_inf, scale * 4.0, 1.0),
         ]
-    out.append((np.array([0.0, v_lam, -0.05 * h]), tip, 2.5 + 0.05 * h, 3.0 if tv < 0.5 else 1.6))
+    spinous = scale * (2.5 + 0.05 * h)
+    out.append((np.array([0.0, v_lam, -0.05 * h]), tip, spinous, 3.0 if tv < 0.5 else 1.6))
     if s.level == "C2":  # dens
         out.append((np.array([0, 0.2 * body.b, 0.4 * h]), np.array([0, 0.2 * body.b, h + 8]), 5, 1))
     return out
@@ -129,7 +138,7 @@ def render_vertebra(
     if inner is not None:
         body_sdf[inner] = body.sdf(u[inner], v[inner], w[inner])
     post = np.full(u.shape, far, np.float32)
-    caps = posterior_capsules(s, body)
+    caps = posterior_capsules(s, body, look.arch_scale)
     if "osteophytes" in placed.confounders:
         body_sdf = union_capsules(
             vol.grid, box, placed.centre, placed.frame, body_sdf, osteophyte_capsules(body), u, v, w
