@@ -24,7 +24,8 @@ from training.phantoms.vertebral_body import BodyModel
 
 @dataclass(frozen=True)
 class BoneLook:
-    """HU of bone parts for one subject (realistic or randomized)."""
+    """HU of bone parts for one subject (realistic or randomized), and the thickness its arches
+    are drawn at."""
 
     cortical: float
     trabecular: float
